@@ -1,0 +1,1 @@
+"""nextscale.eval.embeddings"""
