@@ -1,4 +1,4 @@
-"""CLI: tokenizer commands."""
+"""CLI: generate commands."""
 from __future__ import annotations
 
 import typer

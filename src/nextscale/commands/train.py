@@ -1,4 +1,4 @@
-"""CLI: ar commands."""
+"""CLI: train commands."""
 from __future__ import annotations
 
 import typer
