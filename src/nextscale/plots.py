@@ -1,0 +1,158 @@
+"""Plot helpers shared by generation, training and evaluation: a log-mel spectrogram of a clip, a grid
+of coarse-to-fine per-scale previews, and loss curves from a run's metrics.jsonl.
+
+Figures are drawn on a bare matplotlib `Figure` (Agg canvas), never through pyplot, so nothing here
+touches global backend state or leaks figures in long training runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .checkpoint import atomic_write_bytes
+from .errors import DataError, NextscaleError
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Triangular filters (n_mels, n_fft//2+1), evenly spaced on the mel scale from 0 to Nyquist."""
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None] - lower) / (centre - lower)
+    falling = (upper - freqs[None]) / (upper - centre)
+    return np.clip(np.minimum(rising, falling), 0.0, None)
+
+
+def _as_mono_numpy(wav: torch.Tensor | np.ndarray) -> np.ndarray:
+    x = wav.detach().float().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, dtype=np.float32)
+    x = np.squeeze(x)
+    if x.ndim == 2:  # (C, S): mix down
+        x = x.mean(axis=0)
+    if x.ndim != 1 or x.size == 0:
+        raise NextscaleError(f"expected one clip (S,), (1, S) or (1, 1, S), got shape {tuple(np.shape(wav))}")
+    if not np.all(np.isfinite(x)):
+        raise NextscaleError("the waveform holds NaN or infinite samples; nothing sensible to plot")
+    return x
+
+
+def log_mel(wav: torch.Tensor | np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256,
+            n_mels: int = 80) -> np.ndarray:
+    """Log10 mel power spectrogram (n_mels, frames) of one clip, floored at 1e-10."""
+    x = _as_mono_numpy(wav)
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    frames = 1 + (x.size - n_fft) // hop
+    idx = np.arange(n_fft)[None] + hop * np.arange(frames)[:, None]
+    spectrum = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft)[None], axis=1)) ** 2
+    mel = mel_filterbank(sample_rate, n_fft, n_mels) @ spectrum.T
+    return np.log10(np.maximum(mel, 1e-10))
+
+
+def _draw_spectrogram(ax, wav, sample_rate: int, title: str | None, vmin: float | None = None) -> None:
+    spec = log_mel(wav, sample_rate)
+    seconds = _as_mono_numpy(wav).size / sample_rate
+    floor = spec.max() - 8.0 if vmin is None else vmin  # 80 dB of range
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=floor, extent=(0.0, seconds, 0, spec.shape[0]))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel bin")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    import io
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def plot_spectrogram(wav: torch.Tensor | np.ndarray, sample_rate: int, path: str | Path,
+                     title: str | None = None) -> Path:
+    """Write a log-mel spectrogram PNG of one clip ((S,), (1, S) or (1, 1, S))."""
+    fig = Figure(figsize=(6, 3))
+    _draw_spectrogram(fig.add_subplot(1, 1, 1), wav, sample_rate, title)
+    return _save(fig, path)
+
+
+def plot_scale_previews(previews: Sequence[torch.Tensor | np.ndarray], sample_rate: int, path: str | Path,
+                        scales: Sequence[int] | None = None, title: str | None = None) -> Path:
+    """Grid of spectrograms of the coarse-to-fine previews (previews[k] decoded from scales ≤ k),
+    on one colour scale so detail visibly appears as scales are added."""
+    if len(previews) == 0:
+        raise NextscaleError("no previews to plot")
+    if scales is not None and len(scales) != len(previews):
+        raise NextscaleError(f"{len(previews)} previews but {len(scales)} scale sizes")
+    vmin = log_mel(previews[-1], sample_rate).max() - 8.0
+    cols = min(4, len(previews))
+    rows = math.ceil(len(previews) / cols)
+    fig = Figure(figsize=(3 * cols, 2.2 * rows))
+    for k, wav in enumerate(previews):
+        label = f"scales 1–{k + 1}" + (f" ({scales[k]} tokens)" if scales is not None else "")
+        ax = fig.add_subplot(rows, cols, k + 1)
+        _draw_spectrogram(ax, wav, sample_rate, label, vmin=vmin)
+        ax.label_outer()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Rows of a metrics.jsonl (one JSON object per line); a bad line names its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: metrics file not found")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line")
+        rows.append(row)
+    return rows
+
+
+def plot_loss_curve(metrics: str | Path, path: str | Path, keys: Sequence[str] = ("loss",),
+                    log_y: bool = False) -> Path:
+    """Plot `keys` against `step` from a metrics.jsonl; rows lacking a key are skipped for that key."""
+    rows = read_metrics(metrics)
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = 0
+    for key in keys:
+        points = [(r["step"], r[key]) for r in rows
+                  if isinstance(r.get("step"), (int, float)) and isinstance(r.get(key), (int, float))]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=key, linewidth=1.2)
+            drawn += 1
+    if not drawn:
+        raise DataError(f"{metrics}: no rows with 'step' and any of {list(keys)}")
+    ax.set_xlabel("step")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,78 @@
+"""Plot helpers: the mel analysis is right (checked on sines) and every plot writes a real PNG."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nextscale.errors import DataError, NextscaleError
+from nextscale.plots import hz_to_mel, log_mel, mel_filterbank, mel_to_hz, plot_loss_curve, plot_scale_previews, plot_spectrogram
+
+SR = 16000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def sine(freq: float, seconds: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(SR * seconds), dtype=torch.float64) / SR
+    return torch.sin(2 * torch.pi * freq * t).float()[None, None]  # (1, 1, S)
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 2000
+
+
+def test_mel_scale_round_trip_and_known_value():
+    assert hz_to_mel(700.0) == pytest.approx(2595.0 * np.log10(2.0))
+    hz = np.array([0.0, 123.0, 4000.0, 8000.0])
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(hz)), hz, atol=1e-9)
+
+
+def test_filterbank_peaks_at_its_centre_frequencies():
+    n_fft, n_mels = 512, 20
+    fb = mel_filterbank(SR, n_fft, n_mels)
+    assert fb.shape == (n_mels, n_fft // 2 + 1) and fb.min() >= 0 and fb.max() <= 1
+    centres = mel_to_hz(np.linspace(0, hz_to_mel(SR / 2), n_mels + 2))[1:-1]
+    peak_hz = fb.argmax(axis=1) * SR / n_fft
+    np.testing.assert_allclose(peak_hz, centres, atol=SR / n_fft)
+
+
+@pytest.mark.parametrize("freq", [300.0, 2500.0])
+def test_log_mel_of_a_sine_peaks_in_the_band_of_its_frequency(freq):
+    spec = log_mel(sine(freq), SR, n_fft=1024, hop=256, n_mels=64)
+    assert spec.shape == (64, 1 + (SR // 2 - 1024) // 256)
+    centres = mel_to_hz(np.linspace(0, hz_to_mel(SR / 2), 66))[1:-1]
+    expected = int(np.argmin(np.abs(centres - freq)))
+    assert abs(int(spec.mean(axis=1).argmax()) - expected) <= 1
+
+
+def test_nan_audio_is_refused():
+    wav = sine(440.0)
+    wav[..., 10] = float("nan")
+    with pytest.raises(NextscaleError, match="NaN"):
+        log_mel(wav, SR)
+
+
+def test_spectrogram_and_preview_grid_png(tmp_path):
+    out = plot_spectrogram(sine(440.0), SR, tmp_path / "a" / "spec.png", title="440 Hz")
+    assert_png(out)
+    previews = [sine(220.0 * (k + 1)) for k in range(5)]
+    grid = plot_scale_previews(previews, SR, tmp_path / "grid.png", scales=[1, 2, 4, 6, 9])
+    assert_png(grid)
+    with pytest.raises(NextscaleError, match="5 previews but 2"):
+        plot_scale_previews(previews, SR, tmp_path / "bad.png", scales=[1, 2])
+
+
+def test_loss_curve_from_metrics_jsonl(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "loss": 5.0 / (s + 1), "lr": 1e-3} for s in range(0, 50, 5)]
+    rows.insert(3, {"step": 12, "eval_fad": 3.2})  # rows without the key are skipped, not an error
+    metrics.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert_png(plot_loss_curve(metrics, tmp_path / "loss.png", keys=("loss", "eval_fad"), log_y=True))
+    with pytest.raises(DataError, match="no rows"):
+        plot_loss_curve(metrics, tmp_path / "x.png", keys=("nope",))
+    metrics.write_text('{"step": 1, "loss": 2}\n{broken\n')
+    with pytest.raises(DataError, match=r"metrics.jsonl:2"):
+        plot_loss_curve(metrics, tmp_path / "x.png")
