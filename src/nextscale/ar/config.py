@@ -1,0 +1,79 @@
+"""ARConfig: one config for both AR models (next-scale AAR and the next-token baseline).
+
+Both models share blocks, width, conditioning and attention, so a single dataclass keeps a
+fair comparison a one-key change (`kind`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import ConfigError
+
+# The paper's 16-scale quadratic schedule for one second at 75 latent frames per second.
+PAPER_SCALES = [1, 2, 4, 6, 9, 12, 16, 20, 25, 31, 37, 43, 50, 58, 66, 75]
+
+
+@dataclass
+class ARConfig:
+    kind: Literal["aar", "next_token"] = "aar"
+    depth: int = 16
+    width: int = 0            # 0 => 64 * depth
+    heads: int = 0            # 0 => depth
+    mlp_ratio: float = 4.0
+    scales: list[int] = field(default_factory=lambda: list(PAPER_SCALES))
+    codebook_size: int = 1024
+    latent_dim: int = 32      # C, the quantizer's latent width (input of the word embedding)
+    condition: Literal["vector", "class"] = "vector"
+    cond_dim: int = 512       # CLAP-sized vector, or the width of the learned class table
+    num_classes: int = 0      # only for condition == "class"
+    cond_dropout: float = 0.1
+    attention: Literal["sdpa", "cosine"] = "sdpa"
+    norm_eps: float = 1e-6
+    order: Literal["scale", "rvq"] = "scale"   # next_token only: token order of the flattened codes
+
+    def __post_init__(self) -> None:
+        if self.depth < 1:
+            raise ConfigError(f"model.depth: must be >= 1, got {self.depth}")
+        if self.width == 0:
+            self.width = 64 * self.depth
+        if self.heads == 0:
+            self.heads = self.depth
+        if self.width < 1 or self.heads < 1 or self.width % self.heads:
+            raise ConfigError(f"model.width ({self.width}) must be a positive multiple of model.heads ({self.heads})")
+        if self.mlp_ratio <= 0:
+            raise ConfigError(f"model.mlp_ratio: must be > 0, got {self.mlp_ratio}")
+        if not self.scales or any(n < 1 for n in self.scales):
+            raise ConfigError(f"model.scales: expected a non-empty list of positive token counts, got {self.scales}")
+        if self.order == "scale" and any(b <= a for a, b in zip(self.scales, self.scales[1:])):
+            raise ConfigError(f"model.scales: must be strictly increasing for next-scale order, got {self.scales}")
+        if self.order == "rvq" and len(set(self.scales)) != 1:
+            raise ConfigError(f"model.scales: order 'rvq' needs every level at the same length T, got {self.scales}")
+        if self.order == "rvq" and self.kind != "next_token":
+            raise ConfigError("model.order: 'rvq' is a next_token order; the AAR model predicts scales")
+        if self.codebook_size < 2:
+            raise ConfigError(f"model.codebook_size: must be >= 2, got {self.codebook_size}")
+        if self.latent_dim < 1 or self.cond_dim < 1:
+            raise ConfigError("model.latent_dim and model.cond_dim must be >= 1")
+        if self.condition == "class" and self.num_classes < 1:
+            raise ConfigError("model.num_classes: condition 'class' needs num_classes >= 1")
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ConfigError(f"model.cond_dropout: must be in [0, 1), got {self.cond_dropout}")
+
+    @property
+    def num_tokens(self) -> int:
+        """L, the length of the flattened token sequence."""
+        return sum(self.scales)
+
+
+def check_quantizer(cfg: ARConfig, quantizer: object, where: str = "quantizer") -> None:
+    """Refuse a tokenizer whose schedule, codebook size or latent width differs from the model's."""
+    for attr, want in (("scales", list(cfg.scales)), ("codebook_size", cfg.codebook_size),
+                       ("latent_dim", cfg.latent_dim)):
+        have = getattr(quantizer, attr, None)
+        if have is None:
+            continue
+        have = list(have) if attr == "scales" else int(have)
+        if have != want:
+            raise ConfigError(f"{where}: {attr} {have} does not match the AR model's {want}; "
+                              f"the tokenizer and the AR checkpoint were trained for different settings")

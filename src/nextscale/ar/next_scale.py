@@ -1,0 +1,151 @@
+"""AAR: the next-scale prediction transformer (VAR-style) over SAT's multi-scale token maps.
+
+Scale k's n_k tokens are predicted at once from every coarser scale. Generation runs only
+the new scale through the blocks, writing keys/values into a preallocated cache, so one
+second of audio takes K (=16) steps instead of hundreds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..checkpoint import Pretrained
+from ..errors import ConfigError
+from .config import ARConfig, check_quantizer
+from .sampling import sample_logits
+from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
+
+
+class ARLoss(NamedTuple):
+    loss: Tensor          # mean cross-entropy over all tokens
+    scale_loss: Tensor    # (K,) mean cross-entropy per scale (detached)
+    scale_acc: Tensor     # (K,) top-1 accuracy per scale
+
+
+def per_segment_mean(values: Tensor, segment_of: Tensor, segments: int) -> Tensor:
+    """Mean of (B, L) values over each segment id in `segment_of` (L,) -> (segments,)."""
+    sums = torch.zeros(segments, device=values.device, dtype=torch.float32)
+    sums.index_add_(0, segment_of, values.float().sum(0))
+    counts = torch.bincount(segment_of, minlength=segments).clamp(min=1) * values.shape[0]
+    return sums / counts
+
+
+def check_codes(codes: Sequence[Tensor], lengths: Sequence[int], vocab: int) -> None:
+    """Codes must be K LongTensors (B, n_k) with ids in [0, V)."""
+    if len(codes) != len(lengths):
+        raise ConfigError(f"codes: expected {len(lengths)} scales, got {len(codes)}")
+    for k, (c, n) in enumerate(zip(codes, lengths)):
+        if c.dim() != 2 or c.shape[1] != n or c.shape[0] != codes[0].shape[0]:
+            raise ConfigError(f"codes[{k}]: expected shape (B, {n}), got {tuple(c.shape)}")
+    flat = torch.cat([c.reshape(-1) for c in codes])
+    if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= vocab):
+        raise ConfigError(f"codes: token ids must be in [0, {vocab})")
+
+
+@dataclass
+class ScaleGenerationState(GenerationState):
+    f_hat: Tensor = None  # (B, C, T) accumulated quantized latent
+
+
+def token_loss(logits: Tensor, target: Tensor, levels: Tensor, num_levels: int) -> ARLoss:
+    """Mean cross-entropy plus per-level loss and accuracy (levels (L,) gives each position's scale)."""
+    ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+    with torch.no_grad():
+        scale_loss = per_segment_mean(ce.detach(), levels, num_levels)
+        scale_acc = per_segment_mean((logits.argmax(-1) == target).float(), levels, num_levels)
+    return ARLoss(ce.mean(), scale_loss, scale_acc)
+
+
+class AAR(Pretrained, ARBackbone):
+    kind = "aar"
+    config_class = ARConfig
+
+    def __init__(self, config: ARConfig):
+        if config.kind != "aar":
+            raise ConfigError(f"model.kind: AAR needs kind 'aar', got {config.kind!r}")
+        super().__init__(config)
+        cfg = config
+        K, L, W = len(cfg.scales), cfg.num_tokens, cfg.width
+        self.bounds = [(sum(cfg.scales[:k]), sum(cfg.scales[:k + 1])) for k in range(K)]
+        self.word_embed = nn.Linear(cfg.latent_dim, W)
+        self.pos_start = nn.Parameter(torch.zeros(1, cfg.scales[0], W))
+        self.pos_embed = nn.Parameter(torch.zeros(1, L, W))
+        self.level_embed = nn.Embedding(K, W)
+        levels = torch.cat([torch.full((n,), k) for k, n in enumerate(cfg.scales)])
+        self.register_buffer("levels", levels, persistent=False)
+        self.register_buffer("attn_mask", levels[:, None] >= levels[None, :], persistent=False)
+        init_weights(self, self.blocks, self.head, W)
+
+    # ---- teacher forcing -------------------------------------------------------------------
+    def level_pos(self) -> Tensor:
+        return self.level_embed(self.levels)[None] + self.pos_embed
+
+    def forward(self, cond: Tensor, inputs: Tensor) -> Tensor:
+        """cond (B,) ids, (B, cond_dim) or None (unconditional); inputs (B, L - n_0, C) -> logits (B, L, V)."""
+        cfg = self.config
+        want = (cfg.num_tokens - cfg.scales[0], cfg.latent_dim)
+        if inputs.dim() != 3 or tuple(inputs.shape[1:]) != want:
+            raise ConfigError(f"inputs: expected (B, {want[0]}, {want[1]}) teacher-forcing inputs, got {tuple(inputs.shape)}")
+        c = self.cond_embed(cond, inputs.shape[0])
+        if c.shape[0] != inputs.shape[0]:
+            raise ConfigError(f"condition batch {c.shape[0]} != inputs batch {inputs.shape[0]}")
+        start = c[:, None] + self.pos_start
+        x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(c.dtype))), dim=1)
+        return self.run(x + self.level_pos(), c, self.attn_mask)
+
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Any) -> ARLoss:
+        """Cross-entropy over all L tokens with per-scale loss and accuracy (for logging)."""
+        cfg = self.config
+        check_quantizer(cfg, quantizer)
+        check_codes(codes, cfg.scales, cfg.codebook_size)
+        with torch.no_grad():
+            inputs = quantizer.teacher_forcing_inputs(list(codes))
+        logits = self(cond, inputs)
+        return token_loss(logits, torch.cat(list(codes), dim=1), self.levels, len(cfg.scales))
+
+    # ---- generation ------------------------------------------------------------------------
+    def setup_generation(self, quantizer: Any, cond: Tensor, guided: bool) -> ScaleGenerationState:
+        """Condition -> AdaLN parameters, empty static caches, first-scale input; no sampling yet."""
+        cfg = self.config
+        check_quantizer(cfg, quantizer)
+        c, fields = self.generation_setup(cond, guided)
+        tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :cfg.scales[0]]
+        f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=c.dtype)
+        return ScaleGenerationState(tokens=tokens, f_hat=f_hat, **fields)
+
+    def _step(self, state: ScaleGenerationState, quantizer: Any, k: int, t: float, top_k: int, top_p: float,
+              temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Scale k: its n_k tokens through the blocks, guided logits, sample, update f_hat and next input.
+
+        Shapes depend only on k, and nothing reads a tensor value on the host.
+        """
+        start, end = self.bounds[k]
+        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, start, end)
+        if state.guided:
+            logits = guide(logits, state.batch, t)
+        idx = sample_logits(logits, top_k, top_p, temperature, generator)
+        state.f_hat = state.f_hat + quantizer.embed(k, idx).to(state.f_hat.dtype)
+        if k + 1 < len(self.bounds):
+            nxt = self.word_embed(quantizer.next_input(state.f_hat, k).to(state.f_hat.dtype))
+            nxt = nxt + state.level_pos[:, end:self.bounds[k + 1][1]]
+            state.tokens = torch.cat((nxt, nxt)) if state.guided else nxt
+        return idx, logits
+
+    @torch.no_grad()
+    def generate(self, quantizer: Any, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
+                 temperature: float = 1.0, generator: torch.Generator | None = None,
+                 return_logits: bool = False) -> list[Tensor] | tuple[list[Tensor], list[Tensor]]:
+        """Sample K token maps scale by scale -> list of LongTensors (B, n_k) (and guided logits)."""
+        state = self.setup_generation(quantizer, cond, guided=cfg != 0)
+        K = len(self.bounds)
+        codes, logits = [], []
+        for k in range(K):
+            idx, lg = self._step(state, quantizer, k, guidance_weight(cfg, k, K), top_k, top_p, temperature, generator)
+            codes.append(idx)
+            if return_logits:
+                logits.append(lg)
+        return (codes, logits) if return_logits else codes

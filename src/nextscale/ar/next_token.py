@@ -1,0 +1,141 @@
+"""NextTokenAR: the next-token baseline on the same backbone as AAR (the paper's speed comparison).
+
+Identical blocks, width, conditioning, attention kernels, static KV cache and sampling; only
+the mask (causal) and the input (embedding of the previous token) differ. Token orders:
+"scale" — SAT codes flattened scale by scale (455 steps for 1 s); "rvq" — single-scale RVQ
+codes (T x levels) flattened time-major (750 steps for 75 x 10).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import Pretrained
+from ..errors import ConfigError
+from .config import ARConfig, check_quantizer
+from .next_scale import ARLoss, check_codes, token_loss
+from .sampling import sample_logits
+from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
+
+
+@dataclass
+class TokenGenerationState(GenerationState):
+    out: Tensor = None    # (B, L) sampled ids, written in place
+
+
+class NextTokenAR(Pretrained, ARBackbone):
+    kind = "next_token"
+    config_class = ARConfig
+
+    def __init__(self, config: ARConfig):
+        if config.kind != "next_token":
+            raise ConfigError(f"model.kind: NextTokenAR needs kind 'next_token', got {config.kind!r}")
+        super().__init__(config)
+        cfg = config
+        K, L, W, V = len(cfg.scales), cfg.num_tokens, cfg.width, cfg.codebook_size
+        self.token_embed = nn.Embedding(K * V, W)   # one table per level: id + level * V
+        self.pos_start = nn.Parameter(torch.zeros(1, 1, W))
+        self.pos_embed = nn.Parameter(torch.zeros(1, L, W))
+        self.level_embed = nn.Embedding(K, W)
+        levels = torch.cat([torch.full((n,), k) for k, n in enumerate(cfg.scales)])
+        if cfg.order == "rvq":   # time-major: t0l0, t0l1, ..., t1l0, ...
+            levels = torch.arange(K).repeat(cfg.scales[0])
+        self.register_buffer("levels", levels, persistent=False)
+        self.register_buffer("attn_mask", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
+        init_weights(self, self.blocks, self.head, W)
+
+    # ---- token order -----------------------------------------------------------------------
+    def flatten(self, codes: Sequence[Tensor]) -> Tensor:
+        """List of K (B, n_k) code maps -> (B, L) in this model's order."""
+        if self.config.order == "rvq":
+            return torch.stack(list(codes), dim=2).flatten(1)
+        return torch.cat(list(codes), dim=1)
+
+    def unflatten(self, flat: Tensor) -> list[Tensor]:
+        cfg = self.config
+        if cfg.order == "rvq":
+            return list(flat.view(flat.shape[0], cfg.scales[0], len(cfg.scales)).unbind(2))
+        return list(flat.split(cfg.scales, dim=1))
+
+    def level_pos(self) -> Tensor:
+        return self.level_embed(self.levels)[None] + self.pos_embed
+
+    # ---- teacher forcing -------------------------------------------------------------------
+    def forward(self, cond: Tensor, tokens: Tensor) -> Tensor:
+        """cond (B,) ids, (B, cond_dim) or None; tokens (B, L) flattened codes -> logits (B, L, V).
+
+        Position i sees the start token and tokens < i, and predicts token i.
+        """
+        cfg = self.config
+        if tokens.dim() != 2 or tokens.shape[1] != cfg.num_tokens:
+            raise ConfigError(f"tokens: expected (B, {cfg.num_tokens}) flattened codes, got {tuple(tokens.shape)}")
+        c = self.cond_embed(cond, tokens.shape[0])
+        if c.shape[0] != tokens.shape[0]:
+            raise ConfigError(f"condition batch {c.shape[0]} != tokens batch {tokens.shape[0]}")
+        prev = self.token_embed(tokens[:, :-1] + self.levels[:-1] * cfg.codebook_size)
+        x = torch.cat(((c[:, None] + self.pos_start), prev), dim=1)
+        return self.run(x + self.level_pos(), c, self.attn_mask)
+
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Any = None) -> ARLoss:
+        """Cross-entropy over all L tokens with per-level loss and accuracy."""
+        cfg = self.config
+        if quantizer is not None:
+            check_quantizer(cfg, quantizer)
+        check_codes(codes, cfg.scales, cfg.codebook_size)
+        target = self.flatten(codes)
+        return token_loss(self(cond, target), target, self.levels, len(cfg.scales))
+
+    # ---- generation ------------------------------------------------------------------------
+    def setup_generation(self, cond: Tensor, guided: bool, quantizer: Any = None) -> TokenGenerationState:
+        cfg = self.config
+        if quantizer is not None:
+            check_quantizer(cfg, quantizer)
+        c, fields = self.generation_setup(cond, guided)
+        tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :1]
+        out = torch.zeros(fields["batch"], cfg.num_tokens, dtype=torch.long, device=c.device)
+        return TokenGenerationState(tokens=tokens, out=out, **fields)
+
+    def _step(self, state: TokenGenerationState, i: int, t: float, top_k: int, top_p: float, temperature: float,
+              generator: torch.Generator | None, static: bool = False) -> tuple[Tensor, Tensor]:
+        """Token i: one position through the blocks, guided logits, sample, build input i+1.
+
+        static=True attends over the whole cache with a causal row mask, so every step has the
+        same shapes (what a CUDA graph needs); the default attends to the filled prefix only.
+        """
+        L = self.config.num_tokens
+        mask = self.attn_mask[i:i + 1] if static else None
+        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, i,
+                                 L if static else i + 1, mask)
+        if state.guided:
+            logits = guide(logits, state.batch, t)
+        idx = sample_logits(logits, top_k, top_p, temperature, generator)   # (B, 1)
+        state.out[:, i:i + 1] = idx
+        if i + 1 < L:
+            nxt = self.token_embed(idx + self.levels[i] * self.config.codebook_size)
+            nxt = nxt + state.level_pos[:, i + 1:i + 2]
+            state.tokens = torch.cat((nxt, nxt)) if state.guided else nxt
+        return idx, logits
+
+    @torch.no_grad()
+    def generate(self, quantizer: Any, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
+                 temperature: float = 1.0, generator: torch.Generator | None = None,
+                 return_logits: bool = False, static: bool = False
+                 ) -> list[Tensor] | tuple[list[Tensor], Tensor]:
+        """Sample L tokens one at a time -> list of K LongTensors (B, n_k), like AAR.generate.
+
+        With return_logits, also the guided logits (B, L, V) in this model's token order.
+        """
+        state = self.setup_generation(cond, guided=cfg != 0, quantizer=quantizer)
+        levels = self.levels.tolist()
+        K = len(self.config.scales)
+        logits = []
+        for i in range(self.config.num_tokens):
+            _, lg = self._step(state, i, guidance_weight(cfg, levels[i], K), top_k, top_p, temperature,
+                               generator, static)
+            if return_logits:
+                logits.append(lg)
+        codes = self.unflatten(state.out)
+        return (codes, torch.cat(logits, dim=1)) if return_logits else codes

@@ -1,0 +1,281 @@
+"""Transformer pieces shared by the next-scale and next-token models.
+
+AdaLN blocks (VAR-style), dot-product or cosine attention through SDPA, a static KV cache,
+and the condition embedding. The AdaLN modulation depends only on the condition, so it is
+computed once per clip (`modulation`) and handed to every call of the block.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .config import ARConfig
+
+Modulation = tuple[Tensor, ...]
+
+
+class KVCache:
+    """Preallocated keys/values of one attention layer: (B, H, L, head_dim) each, written in place.
+
+    Nothing is concatenated during generation, so every step has static shapes.
+    """
+
+    def __init__(self, batch: int, heads: int, length: int, head_dim: int, device, dtype):
+        self.k = torch.zeros(batch, heads, length, head_dim, device=device, dtype=dtype)
+        self.v = torch.zeros_like(self.k)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; `cosine` L2-normalises q and k with a learned per-head log-scale.
+
+    Layout follows the published AAR (one bias-free qkv matrix plus q and v biases, k without
+    bias) so its checkpoints load as they are.
+    """
+
+    def __init__(self, width: int, heads: int, cosine: bool):
+        super().__init__()
+        self.heads, self.head_dim, self.cosine = heads, width // heads, cosine
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(width))
+        self.v_bias = nn.Parameter(torch.zeros(width))
+        self.register_buffer("zero_k_bias", torch.zeros(width), persistent=False)
+        self.proj = nn.Linear(width, width)
+        if cosine:
+            self.log_scale = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
+        self.max_log_scale = math.log(100.0)
+
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, L, _ = x.shape
+        bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
+        q, k, v = F.linear(x, self.qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.cosine:
+            q = F.normalize(q, dim=-1) * self.log_scale.clamp(max=self.max_log_scale).exp()
+            k = F.normalize(k, dim=-1)
+        return q, k, v
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        scale = 1.0 if self.cosine else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        B, H, L, D = out.shape
+        return self.proj(out.transpose(1, 2).reshape(B, L, H * D))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Full-sequence attention (training / teacher forcing); `mask` is boolean, True = attend."""
+        q, k, v = self._qkv(x)
+        return self._attend(q, k, v, mask)
+
+    def forward_cached(self, x: Tensor, cache: KVCache, start: int, visible: int, mask: Tensor | None = None) -> Tensor:
+        """Write x's keys/values at [start, start+len) and attend to cache positions [0, visible)."""
+        q, k, v = self._qkv(x)
+        end = start + x.shape[1]
+        cache.k[:, :, start:end] = k
+        cache.v[:, :, start:end] = v
+        return self._attend(q, cache.k[:, :, :visible], cache.v[:, :, :visible], mask)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class AdaLNBlock(nn.Module):
+    """x + gamma * f(LN(x) * (1 + scale) + shift) for attention then MLP; modulation from the condition.
+
+    The 6 chunks come in the published order: gamma1, gamma2, scale1, scale2, shift1, shift2.
+    """
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        w = cfg.width
+        self.width = w
+        self.norm = nn.LayerNorm(w, eps=cfg.norm_eps, elementwise_affine=False)
+        self.attn = Attention(w, cfg.heads, cfg.attention == "cosine")
+        self.ffn = FeedForward(w, round(w * cfg.mlp_ratio))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(w, 6 * w))
+
+    def modulation(self, cond: Tensor) -> Modulation:
+        """(B, W) condition embedding -> 6 tensors of shape (B, 1, W)."""
+        return self.ada(cond).view(-1, 1, 6, self.width).unbind(2)
+
+    def forward(self, x: Tensor, mod: Modulation, mask: Tensor | None = None,
+                cache: KVCache | None = None, start: int = 0, visible: int = 0) -> Tensor:
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = mod
+        h = self.norm(x) * (1 + scale1) + shift1
+        h = self.attn(h, mask) if cache is None else self.attn.forward_cached(h, cache, start, visible, mask)
+        x = x + h * gamma1
+        return x + self.ffn(self.norm(x) * (1 + scale2) + shift2) * gamma2
+
+
+class AdaLNHead(nn.Module):
+    """LayerNorm modulated by the condition (scale, shift), then the vocabulary projection."""
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        w = cfg.width
+        self.width = w
+        self.norm = nn.LayerNorm(w, eps=cfg.norm_eps, elementwise_affine=False)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(w, 2 * w))
+        self.out = nn.Linear(w, cfg.codebook_size)
+
+    def modulation(self, cond: Tensor) -> Modulation:
+        return self.ada(cond).view(-1, 1, 2, self.width).unbind(2)
+
+    def forward(self, x: Tensor, mod: Modulation) -> Tensor:
+        scale, shift = mod
+        return self.out(self.norm(x) * (1 + scale) + shift)
+
+
+class ConditionEmbedding(nn.Module):
+    """Condition (class ids or vectors) -> (B, width), with dropout to a learned null vector for CFG.
+
+    Class ids go through a learned table of cond_dim vectors, so both kinds share the MLP
+    cond_dim -> width -> width (no biases, GELU-tanh) of the published model.
+    """
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.kind, self.cond_dim, self.num_classes = cfg.condition, cfg.cond_dim, cfg.num_classes
+        self.dropout = cfg.cond_dropout
+        if self.kind == "class":
+            self.table = nn.Embedding(cfg.num_classes, cfg.cond_dim)
+        self.null = nn.Parameter(torch.randn(1, cfg.cond_dim) / math.sqrt(cfg.cond_dim))
+        self.fc1 = nn.Linear(cfg.cond_dim, cfg.width, bias=False)
+        self.fc2 = nn.Linear(cfg.width, cfg.width, bias=False)
+
+    def vectors(self, cond: Tensor) -> Tensor:
+        """Check `cond` and turn it into (B, cond_dim) float vectors."""
+        if self.kind == "class":
+            if cond.dtype not in (torch.int64, torch.int32) or cond.dim() != 1:
+                raise ConfigError(f"condition: expected a LongTensor of class ids with shape (B,), "
+                                  f"got {tuple(cond.shape)} {cond.dtype}")
+            bad = (cond < 0) | (cond >= self.num_classes)
+            if bool(bad.any()):  # one check per batch, outside any generation loop
+                raise ConfigError(f"condition: class ids must be in [0, {self.num_classes}), "
+                                  f"got {cond[bad][:5].tolist()}")
+            return self.table(cond.long())
+        if not cond.is_floating_point() or cond.dim() != 2 or cond.shape[1] != self.cond_dim:
+            raise ConfigError(f"condition: expected a float tensor (B, {self.cond_dim}), "
+                              f"got {tuple(cond.shape)} {cond.dtype}")
+        return cond.to(self.fc1.weight.dtype)
+
+    def embed(self, vectors: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(vectors), approximate="tanh"))
+
+    def forward(self, cond: Tensor | None, batch: int = 1) -> Tensor:
+        """(B, width) embeddings; cond=None gives `batch` unconditional (null) embeddings."""
+        if cond is None:
+            return self.embed(self.null.expand(batch, -1))
+        vec = self.vectors(cond)
+        if self.training and self.dropout > 0:
+            drop = torch.rand(vec.shape[0], 1, device=vec.device) < self.dropout
+            vec = torch.where(drop, self.null.to(vec.dtype), vec)
+        return self.embed(vec)
+
+    def with_null(self, cond: Tensor) -> Tensor:
+        """Embeddings of [cond; null] in one batch of 2B, for classifier-free guidance."""
+        vec = self.vectors(cond)
+        return self.embed(torch.cat((vec, self.null.to(vec.dtype).expand_as(vec))))
+
+
+def init_weights(model: nn.Module, blocks: Sequence[AdaLNBlock], head: AdaLNHead, width: int,
+                 adaln: float = 0.5, adaln_gamma: float = 1e-5, head_gain: float = 0.02) -> None:
+    """VAR's initialisation: small truncated normals, tiny AdaLN gates and head, depth-scaled outputs.
+
+    The near-zero gates make every block start as (almost) the identity, which keeps deep
+    AdaLN stacks stable early in training.
+    """
+    std = math.sqrt(1 / width / 3)
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+    for p in model.parameters():
+        if p.dim() == 3 and p.shape[0] == 1:   # start / position tables (1, n, W)
+            nn.init.trunc_normal_(p, std=std)
+    head.out.weight.data.mul_(head_gain)
+    head.ada[-1].weight.data.mul_(adaln)
+    for blk in blocks:
+        blk.attn.proj.weight.data.div_(math.sqrt(2 * len(blocks)))
+        blk.ffn.fc2.weight.data.div_(math.sqrt(2 * len(blocks)))
+        blk.ada[-1].weight.data[2 * width:].mul_(adaln)
+        blk.ada[-1].weight.data[:2 * width].mul_(adaln_gamma)
+
+
+@dataclass
+class GenerationState:
+    """What every generation step reads or writes; built once per clip by a model's setup."""
+
+    batch: int                # B; the blocks see 2B rows when guided ([cond; null])
+    guided: bool
+    mods: list[Modulation]    # per block AdaLN parameters, computed once from the condition
+    head_mod: Modulation
+    caches: list[KVCache]     # preallocated for all L positions
+    level_pos: Tensor         # (1, L, W) level + position embeddings
+    tokens: Tensor            # input of the next step (B or 2B, n, W)
+
+
+class ARBackbone(nn.Module):
+    """Condition embedding + AdaLN blocks + AdaLN head: everything the two AR models share.
+
+    Subclasses add their input embeddings and their mask; keeping the shared part here is
+    what makes the next-token baseline a fair comparison.
+    """
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.config = cfg
+        self.cond_embed = ConditionEmbedding(cfg)
+        self.blocks = nn.ModuleList(AdaLNBlock(cfg) for _ in range(cfg.depth))
+        self.head = AdaLNHead(cfg)
+
+    def modulations(self, cond_emb: Tensor) -> tuple[list[Modulation], Modulation]:
+        """AdaLN parameters of every block and of the head; depend only on the condition."""
+        return [blk.modulation(cond_emb) for blk in self.blocks], self.head.modulation(cond_emb)
+
+    def run(self, x: Tensor, cond_emb: Tensor, mask: Tensor) -> Tensor:
+        """Teacher-forced pass of (B, L, W) inputs -> (B, L, V) logits."""
+        mods, head_mod = self.modulations(cond_emb)
+        for blk, mod in zip(self.blocks, mods):
+            x = blk(x, mod, mask)
+        return self.head(x, head_mod)
+
+    def run_cached(self, x: Tensor, mods: list[Modulation], head_mod: Modulation, caches: list[KVCache],
+                   start: int, visible: int, mask: Tensor | None = None) -> Tensor:
+        """Incremental pass of new tokens at [start, start+n) attending to cache [0, visible)."""
+        for blk, mod, cache in zip(self.blocks, mods, caches):
+            x = blk(x, mod, mask, cache, start, visible)
+        return self.head(x, head_mod)
+
+    def generation_setup(self, cond: Tensor, guided: bool) -> tuple[Tensor, dict]:
+        """Condition embedding (B or 2B rows) and the GenerationState fields all models share."""
+        c = self.cond_embed.with_null(cond) if guided else self.cond_embed(cond)
+        mods, head_mod = self.modulations(c)
+        fields = dict(batch=c.shape[0] // 2 if guided else c.shape[0], guided=guided, mods=mods, head_mod=head_mod,
+                      caches=self.new_caches(c.shape[0], self.config.num_tokens), level_pos=self.level_pos())
+        return c, fields
+
+    def new_caches(self, batch: int, length: int) -> list[KVCache]:
+        cfg, p = self.config, self.head.out.weight
+        return [KVCache(batch, cfg.heads, length, cfg.width // cfg.heads, p.device, p.dtype) for _ in self.blocks]
+
+
+def guidance_weight(cfg: float, step: int, steps: int) -> float:
+    """The paper's linear CFG ramp t = cfg * step / (steps - 1): no guidance on the first step."""
+    return cfg * step / max(steps - 1, 1)
+
+
+def guide(logits: Tensor, batch: int, t: float) -> Tensor:
+    """(1 + t) * cond - t * null for a batch laid out as [cond; null]."""
+    return (1 + t) * logits[:batch] - t * logits[batch:]
