@@ -184,3 +184,21 @@ def test_configs_build(tmp_path):
     assert tiny_model.config.num_tokens == 455
     d16 = ARConfig(**{k: v for k, v in __import__("yaml").safe_load((root / "aar-d16.yaml").read_text())["model"].items()})
     assert (d16.width, d16.heads, d16.attention, d16.cond_dim) == (1024, 16, "cosine", 512)
+
+
+def test_invariant_with_the_real_msrq():
+    msrq_module = pytest.importorskip("nextscale.tokenizer.msrq")
+    torch.manual_seed(0)
+    q = msrq_module.MSRQ(dimension=4, latent_dim=4, scales=SCALES, codebook_size=16).eval()
+    with torch.no_grad():
+        for cb in q.codebooks:
+            for name, buf in cb.named_buffers():
+                if buf.shape == (16, 4):
+                    buf.copy_(torch.randn(16, 4))
+    model = tiny()
+    cond = torch.tensor([0, 1])
+    codes, logits = model.generate(q, cond, cfg=0.0, top_k=4, generator=torch.Generator().manual_seed(0),
+                                   return_logits=True)
+    with torch.no_grad():
+        ref = model(cond, q.teacher_forcing_inputs(codes))
+    assert (torch.cat(logits, 1) - ref).abs().max() <= 1e-4

@@ -160,3 +160,38 @@ def convert_published_aar(path_or_state: str | Path | Mapping[str, Any], *, head
     model = AAR(cfg)
     load_state_checked(model, convert_published_state(state, cfg, where), where)
     return model.eval()
+
+
+# The CLAP model the published AAR was trained and evaluated with (its inference script loads it).
+PUBLISHED_CLAP_MODEL = "laion/larger_clap_general"
+
+
+def import_published(sat_path: str | Path, out: str | Path, aar_path: str | Path | None = None,
+                     clap_model: str = PUBLISHED_CLAP_MODEL, heads: int | None = None,
+                     scales: Sequence[int] | None = None) -> Path:
+    """Published .pth files -> our directories: SAT alone -> a SAT model directory;
+    SAT + AAR -> a pipeline directory (pipeline.json, tokenizer/, ar/) conditioned on CLAP.
+
+    Everything is converted and checked before anything is written, and the directory is
+    written atomically, so a bad file never leaves a half-imported checkpoint behind.
+    """
+    from ..checkpoint import FORMAT_VERSION, atomic_directory, atomic_write_json
+    from ..tokenizer.published import convert_published_sat
+    from .config import check_quantizer
+
+    sat = convert_published_sat(sat_path)
+    out = Path(out)
+    if aar_path is None:
+        sat.save_pretrained(out, metadata={"imported_from": str(sat_path)})
+        return out
+    aar = convert_published_aar(aar_path, heads=heads, scales=scales)
+    try:
+        check_quantizer(aar.config, sat.quantizer, where=f"{aar_path} vs {sat_path}")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    with atomic_directory(out) as tmp:
+        sat.save_pretrained(tmp / "tokenizer", metadata={"imported_from": str(sat_path)})
+        aar.save_pretrained(tmp / "ar", metadata={"imported_from": str(aar_path)})
+        atomic_write_json(tmp / "pipeline.json", {"format_version": FORMAT_VERSION, "kind": "pipeline",
+                                                  "conditioner": {"kind": "clap", "model": clap_model}})
+    return out
