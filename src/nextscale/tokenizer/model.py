@@ -1,0 +1,207 @@
+"""SAT: SEANet encoder -> MSRQ (K scales of growing length) -> SEANet decoder.
+
+`SAT.from_config("configs/sat-paper.yaml")` builds the published architecture; `encode` gives K
+LongTensors (B, n_k), `decode(codes[:k])` the coarse-to-fine preview from the first k scales.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar, Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..checkpoint import Pretrained
+from ..errors import ConfigError
+from .msrq import MSRQ
+from .schedules import make_schedule, num_frames_for
+from .seanet import SEANetDecoder, SEANetEncoder
+
+
+@dataclasses.dataclass
+class SATConfig:
+    """The `model:` section of a tokenizer config. Defaults are the published AudioSet SAT."""
+
+    sample_rate: int = 24000
+    clip_seconds: float = 1.0
+    # SEANet
+    n_filters: int = 32
+    dimension: int = 1024
+    ratios: list[int] = dataclasses.field(default_factory=lambda: [8, 5, 4, 2])
+    n_residual_layers: int = 1
+    lstm_layers: int = 2
+    kernel_size: int = 7
+    last_kernel_size: int = 7
+    residual_kernel_size: int = 3
+    dilation_base: int = 2
+    compress: int = 2
+    # MSRQ
+    latent_dim: int = 64
+    codebook_size: int = 1024
+    schedule: Literal["quadratic", "linear", "log", "rvq", "explicit"] = "quadratic"
+    num_scales: int = 16
+    scales: list[int] | None = None
+    phi: Literal["partial", "unshared", "shared", "none"] = "partial"
+    phi_count: int = 6
+    phi_kernel: int = 9
+    phi_ratio: float = 0.5
+    ema_decay: float = 0.99
+    ema_epsilon: float = 1e-5
+    dead_code_threshold: float = 2.0
+    kmeans_iters: int = 50
+
+    def __post_init__(self) -> None:
+        positive = ("sample_rate", "n_filters", "dimension", "lstm_layers", "kernel_size", "last_kernel_size",
+                    "residual_kernel_size", "dilation_base", "compress", "latent_dim", "codebook_size", "kmeans_iters")
+        for name in positive:
+            if getattr(self, name) < (0 if name == "lstm_layers" else 1):
+                raise ConfigError(f"model.{name}: must be positive, got {getattr(self, name)}")
+        if self.n_residual_layers < 0:
+            raise ConfigError(f"model.n_residual_layers: must be >= 0, got {self.n_residual_layers}")
+        if not self.ratios or any(r < 1 for r in self.ratios):
+            raise ConfigError(f"model.ratios: need at least one stride, each >= 1, got {self.ratios}")
+        if self.n_filters % self.compress:
+            raise ConfigError(f"model.n_filters: must be divisible by compress={self.compress}, got {self.n_filters}")
+        if self.clip_seconds <= 0:
+            raise ConfigError(f"model.clip_seconds: must be > 0, got {self.clip_seconds}")
+        if self.phi_kernel % 2 == 0:
+            raise ConfigError(f"model.phi_kernel: must be odd so Phi keeps the length, got {self.phi_kernel}")
+        if self.phi == "partial" and self.phi_count < 1:
+            raise ConfigError(f"model.phi_count: partially shared Phi needs >= 1 conv, got {self.phi_count}")
+        if not 0.0 <= self.phi_ratio <= 1.0:
+            raise ConfigError(f"model.phi_ratio: must be in [0, 1], got {self.phi_ratio}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"model.ema_decay: must be in (0, 1), got {self.ema_decay}")
+        if self.scales is not None and self.schedule != "explicit":
+            raise ConfigError(f"model.scales: an explicit list needs model.schedule=explicit (schedule is "
+                              f"{self.schedule!r})")
+        try:
+            self.resolved_scales()
+        except ConfigError as e:
+            raise ConfigError(f"model.schedule: {e}") from None
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+    @property
+    def num_frames(self) -> int:
+        return num_frames_for(self.clip_seconds, self.sample_rate, self.hop_length)
+
+    def resolved_scales(self) -> list[int]:
+        return make_schedule(self.schedule, self.num_frames, self.num_scales, self.scales)
+
+
+@dataclasses.dataclass
+class SATOutput:
+    """One reconstruction pass. `audio` has the input's length; losses are scalars."""
+
+    audio: torch.Tensor            # (B, 1, S)
+    codes: list[torch.Tensor]      # K LongTensors (B, n_k)
+    commit_loss: torch.Tensor      # scalar (zero in eval mode)
+    usage: torch.Tensor            # (K,) fraction of each codebook used by this batch
+    perplexity: torch.Tensor       # (K,) code perplexity per scale
+
+
+class SAT(Pretrained, nn.Module):
+    """Scale-level audio tokenizer."""
+
+    kind: ClassVar[str] = "sat"
+    config_class: ClassVar[type] = SATConfig
+
+    def __init__(self, config: SATConfig | None = None):
+        super().__init__()
+        self.config = config = config or SATConfig()
+        seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
+                      n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
+                      kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
+                      residual_kernel_size=config.residual_kernel_size, dilation_base=config.dilation_base,
+                      compress=config.compress)
+        self.encoder = SEANetEncoder(**seanet)
+        self.decoder = SEANetDecoder(**seanet)
+        self.quantizer = MSRQ(config.dimension, config.latent_dim, config.resolved_scales(), config.codebook_size,
+                              phi=config.phi, phi_count=config.phi_count, phi_kernel=config.phi_kernel,
+                              phi_ratio=config.phi_ratio, decay=config.ema_decay, epsilon=config.ema_epsilon,
+                              dead_threshold=config.dead_code_threshold, kmeans_iters=config.kmeans_iters)
+
+    # ---- properties the AR models and the CLI rely on ---------------------------------------
+    @property
+    def scales(self) -> list[int]:
+        return list(self.quantizer.scales)
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.quantizer.scales)
+
+    @property
+    def num_frames(self) -> int:
+        return self.quantizer.num_frames
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.quantizer.scales)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one clip; longer audio is processed clip by clip (see the codec CLI)."""
+        return int(round(self.config.clip_seconds * self.config.sample_rate))
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    # ---- API ---------------------------------------------------------------------------------
+    def _check_wav(self, wav: torch.Tensor) -> None:
+        if not isinstance(wav, torch.Tensor) or wav.dim() != 3 or wav.shape[1] != 1:
+            shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
+            raise ConfigError(f"SAT: expected mono audio of shape (B, 1, S), got {shape}")
+        frames = math.ceil(wav.shape[-1] / self.hop_length)
+        if frames != self.num_frames:
+            raise ConfigError(f"SAT: audio of {wav.shape[-1]} samples gives {frames} latent frames, but this model's "
+                              f"schedule ends at T = {self.num_frames} ({self.clip_samples} samples at "
+                              f"{self.sample_rate} Hz); crop/pad to clip length or build the model with "
+                              f"clip_seconds = {wav.shape[-1] / self.sample_rate:g}")
+        if not torch.is_floating_point(wav):
+            raise ConfigError(f"SAT: expected float audio, got {wav.dtype}")
+
+    def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, 1, S) -> encoder output (B, dimension, T)."""
+        self._check_wav(wav)
+        return self.encoder(wav)
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 1, S) float audio -> K LongTensors (B, n_k)."""
+        return self.quantizer.encode(self.encode_latent(wav))
+
+    @torch.no_grad()
+    def decode(self, codes: Sequence[torch.Tensor], length: int | None = None) -> torch.Tensor:
+        """Codes of the first k scales (k <= K) -> (B, 1, S); fewer scales give a coarser preview.
+
+        The output is trimmed to `length` (default: one clip, the length encode accepts), since
+        the decoder itself produces T * hop samples.
+        """
+        audio = self.decoder(self.quantizer.decode(codes))
+        return audio[..., : self.clip_samples if length is None else length]
+
+    def decode_latent(self, f_hat: torch.Tensor) -> torch.Tensor:
+        """Quantized latent f_hat (B, C, T) (e.g. built by an AR model) -> (B, 1, clip samples)."""
+        return self.decoder(self.quantizer.project_out(f_hat))[..., : self.clip_samples]
+
+    def forward(self, wav: torch.Tensor) -> SATOutput:
+        q = self.quantizer(self.encode_latent(wav))
+        audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
+        return SATOutput(audio, q.codes, q.commit_loss, q.usage, q.perplexity)
