@@ -94,7 +94,7 @@ class AAR(Pretrained, ARBackbone):
         if c.shape[0] != inputs.shape[0]:
             raise ConfigError(f"condition batch {c.shape[0]} != inputs batch {inputs.shape[0]}")
         start = c[:, None] + self.pos_start
-        x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(c.dtype))), dim=1)
+        x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(self.word_embed.weight.dtype))), dim=1)
         return self.run(x + self.level_pos(), c, self.attn_mask)
 
     def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Any) -> ARLoss:
@@ -114,7 +114,8 @@ class AAR(Pretrained, ARBackbone):
         check_quantizer(cfg, quantizer)
         c, fields = self.generation_setup(cond, guided)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :cfg.scales[0]]
-        f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=c.dtype)
+        # f_hat accumulates in float32 whatever the model's precision: it is what the decoder hears
+        f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=torch.float32)
         return ScaleGenerationState(tokens=tokens, f_hat=f_hat, **fields)
 
     def _step(self, state: ScaleGenerationState, quantizer: Any, k: int, t: float, top_k: int, top_p: float,
@@ -128,9 +129,9 @@ class AAR(Pretrained, ARBackbone):
         if state.guided:
             logits = guide(logits, state.batch, t)
         idx = sample_logits(logits, top_k, top_p, temperature, generator)
-        state.f_hat = state.f_hat + quantizer.embed(k, idx).to(state.f_hat.dtype)
+        state.f_hat = state.f_hat + quantizer.embed(k, idx).float()
         if k + 1 < len(self.bounds):
-            nxt = self.word_embed(quantizer.next_input(state.f_hat, k).to(state.f_hat.dtype))
+            nxt = self.word_embed(quantizer.next_input(state.f_hat, k).to(self.word_embed.weight.dtype))
             nxt = nxt + state.level_pos[:, end:self.bounds[k + 1][1]]
             state.tokens = torch.cat((nxt, nxt)) if state.guided else nxt
         return idx, logits
