@@ -8,6 +8,7 @@ imaginary part that is only round-off, and refuse (clear error) when it is not.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,9 @@ def embedding_stats(embeddings: np.ndarray, where: str = "embeddings") -> Gaussi
 
 def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> np.ndarray:
     """(Σ1 Σ2)^½, retried with eps·I on both diagonals when the product is singular or non-finite."""
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():  # singular products are expected and handled below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     bad = not np.isfinite(covmean).all()
     if not bad:  # sqrtm of a singular product can be finite yet wrong: check that it squares back
         residual = np.linalg.norm(covmean @ covmean - sigma1 @ sigma2) / max(np.linalg.norm(sigma1 @ sigma2), 1e-300)

@@ -1,0 +1,86 @@
+"""Train the `synth` embedding's classifier on the built-in synthetic corpus.
+
+Clips are rendered once and turned into log-mels once; training then augments in the log-mel
+domain (a random gain is an additive constant, a random shift is a roll in time), which keeps a
+run to a minute or two on two CPU cores. Held-out accuracy is measured on clips from another seed
+and stored in the checkpoint's metadata.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..runtime import resolve_device, seed_everything
+from .embeddings.synth import ClassifierConfig, SynthClassifier
+
+HELDOUT_SEED_OFFSET = 100_003
+
+
+def render_corpus(n: int, seed: int, desc: str, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(audio (n, 1, S), labels (n,), classes) from SynthDataset(n, seed)."""
+    from ..data.synth import KINDS, SynthDataset
+
+    dataset = SynthDataset(n, seed)
+    items = [dataset[i] for i in tqdm(range(len(dataset)), desc=desc, unit="clip", disable=not progress)]
+    audio = torch.stack([item["audio"].float() for item in items])
+    return audio, torch.tensor([item["label"] for item in items]), list(KINDS)
+
+
+@torch.no_grad()
+def _mels(model: SynthClassifier, audio: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return torch.cat([model.log_mel(chunk.to(device)) for chunk in audio.split(128)])
+
+
+@torch.no_grad()
+def accuracy(model: SynthClassifier, mels: torch.Tensor, labels: torch.Tensor) -> float:
+    model.eval()
+    predictions = torch.cat([model.head(model.features_from_mel(m)).argmax(-1).cpu() for m in mels.split(256)])
+    return float((predictions == labels).float().mean())
+
+
+def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360, steps: int = 500,
+                     batch_size: int = 32, lr: float = 3e-3, seed: int = 0, device: str = "auto",
+                     channels: tuple[int, ...] = (8, 16, 32, 64), feature_dim: int = 128,
+                     progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate on held-out clips and save to `out`; returns the summary stored as metadata."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    dev = resolve_device(device)
+    audio, labels, classes = render_corpus(n_train, seed, "rendering train clips", progress)
+    held_audio, held_labels, _ = render_corpus(n_heldout, seed + HELDOUT_SEED_OFFSET, "rendering held-out clips", progress)
+    config = ClassifierConfig(classes=classes, clip_seconds=audio.shape[-1] / 24000, channels=list(channels),
+                              feature_dim=feature_dim)
+    model = SynthClassifier(config).to(dev)
+    mels, held_mels = _mels(model, audio, dev), _mels(model, held_audio, dev)
+    labels_dev = labels.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    generator = torch.Generator().manual_seed(seed)
+    bar = tqdm(range(steps), desc="training classifier", unit="step", disable=not progress)
+    first_loss = last_loss = float("nan")
+    for step in bar:
+        model.train()
+        idx = torch.randint(0, mels.shape[0], (batch_size,), generator=generator)
+        gain = (torch.rand(batch_size, 1, 1, 1, generator=generator) * 3.0 - 1.5).to(dev)  # ±13 dB
+        shift = int(torch.randint(-8, 9, (1,), generator=generator))
+        batch = torch.roll(mels[idx.to(dev)], shifts=shift, dims=-1) + gain
+        loss = torch.nn.functional.cross_entropy(model.head(model.features_from_mel(batch)), labels_dev[idx.to(dev)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        last_loss = float(loss)
+        if step == 0:
+            first_loss = last_loss
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+    summary = {"heldout_accuracy": accuracy(model, held_mels, held_labels),
+               "train_accuracy": accuracy(model, mels[:512], labels[:512]),
+               "first_loss": first_loss, "final_loss": last_loss, "steps": steps, "n_train": n_train,
+               "n_heldout": n_heldout, "seed": seed, "train_seconds": round(time.perf_counter() - start, 1)}
+    model.cpu().eval().save_pretrained(out, metadata=summary)
+    return summary
