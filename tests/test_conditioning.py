@@ -15,6 +15,8 @@ from nextscale.ar.conditioning import (ClapConditioner, ClassConditioner, TextCo
                                        check_prompts)
 from nextscale.errors import CheckpointError, ConfigError, NextscaleError
 
+from tiny_models import build_tiny_clap
+
 CLASSES = ["sine_tone", "chord", "siren", "FM-bell", "noise burst"]
 
 
@@ -96,31 +98,6 @@ def test_missing_text_model_says_what_to_install(tmp_path):
 
 # ---------------------------------------------------------------- CLAP
 
-
-def build_tiny_clap(directory) -> str:
-    """A random ClapModel with a tiny audio (HTSAT) and text tower, a character-level BPE tokenizer
-    and a 16-mel feature extractor, saved like a hub checkpoint. Returns the directory."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    tokens = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "Ġ", *letters, *("Ġ" + c for c in letters)]
-    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (directory / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = RobertaTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt"))
-    features = ClapFeatureExtractor(feature_size=16, sampling_rate=48000, hop_length=480, max_length_s=1,
-                                    fft_window_size=1024, truncation="rand_trunc", padding="repeatpad")
-    config = ClapConfig(
-        text_config=dict(vocab_size=len(tokens) + 2, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=37, max_position_embeddings=64),
-        audio_config=dict(num_mel_bins=16, spec_size=64, window_size=4, patch_size=2, patch_stride=2,
-                          patch_embeds_hidden_size=16, hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2],
-                          intermediate_size=37, projection_hidden_size=32),
-        projection_dim=24)
-    torch.manual_seed(0)
-    ClapModel(config).save_pretrained(directory)
-    ClapProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(directory)
-    return str(directory)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,107 @@
-"""CLI: generate commands."""
+"""CLI: `nextscale generate` — prompts or class names → WAVs, spectrogram PNGs and settings.json."""
 from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
+def clip_stem(prompt: str, index: int) -> str:
+    """File stem for clip `index` of `prompt`: a short, filesystem-safe slug plus the index."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].rstrip("-") or "clip"
+    return f"{slug}_{index:02d}"
+
+
+def generate(
+    prompt: Optional[str] = typer.Argument(None, help="Caption (text/CLAP pipelines) or class name (class pipelines)."),
+    class_name: Optional[str] = typer.Option(None, "--class", help="Class name, for class-conditioned pipelines."),
+    num: int = typer.Option(4, "-n", "--num", min=1, help="Clips to generate."),
+    cfg: float = typer.Option(4.0, "--cfg", help="Classifier-free guidance strength (0 = off)."),
+    top_k: int = typer.Option(200, "--top-k", help="Keep the k most likely tokens (0 = all)."),
+    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass (1 = off)."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    seed: int = typer.Option(0, "--seed"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", envvar="NEXTSCALE_PIPELINE",
+                                              help="Pipeline directory (or hub id); env NEXTSCALE_PIPELINE."),
+    out: Path = typer.Option(Path("generated"), "-o", "--out", help="Output directory."),
+    previews: bool = typer.Option(False, "--previews", help="Also write a per-scale (coarse-to-fine) PNG per clip."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
+) -> None:
+    """Generate audio from a caption or class name with a saved pipeline."""
+    import time
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import __version__
+    from ..audio import save_audio
+    from ..checkpoint import atomic_write_json
+    from ..errors import NextscaleError
+    from ..pipeline import Pipeline
+    from ..plots import plot_scale_previews, plot_spectrogram
+    from ..runtime import resolve_device
+
+    if prompt is None and class_name is None:
+        raise NextscaleError("give a PROMPT or --class NAME")
+    if prompt is not None and class_name is not None:
+        raise NextscaleError("give either a PROMPT or --class NAME, not both")
+    if checkpoint is None:
+        raise NextscaleError("no pipeline given: pass --checkpoint DIR (or set NEXTSCALE_PIPELINE)")
+    dev = resolve_device(device)
+    console = Console()
+    with console.status(f"loading pipeline from {checkpoint}"):
+        pipe = Pipeline.from_pretrained(checkpoint, device=dev)
+    if class_name is not None and pipe.conditioner.kind != "class":
+        raise NextscaleError(f"--class needs a class-conditioned pipeline; {checkpoint} is conditioned on "
+                             f"{pipe.conditioner.kind!r} — pass the text as PROMPT instead")
+    text = class_name if class_name is not None else prompt
+    pipe.encode_condition([text])  # a bad class name fails here, before any sampling
+
+    started = time.perf_counter()
+    result = pipe.generate([text] * num, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
+                  batch_size=batch_size, previews=previews, progress=True)
+    seconds = time.perf_counter() - started
+    audio = result.audio.cpu()
+    if not torch.isfinite(audio).all():
+        raise NextscaleError(f"the generated audio holds NaN/inf samples; the checkpoint {checkpoint} is broken")
+
+    out.mkdir(parents=True, exist_ok=True)
+    sr = pipe.sample_rate
+    table = Table(title=f"{num} clip(s) of {audio.shape[-1] / sr:.2f} s in {seconds:.2f} s → {out}")
+    table.add_column("wav", no_wrap=True)
+    for column in ("peak", "rms", "pngs"):
+        table.add_column(column, justify="right" if column != "pngs" else "left")
+    files = []
+    for i in range(num):
+        stem = clip_stem(text, i)
+        wav_path, png_path = out / f"{stem}.wav", out / f"{stem}.png"
+        save_audio(wav_path, audio[i], sr)
+        plot_spectrogram(audio[i], sr, png_path, title=f"{text!r} #{i} (seed {seed})")
+        entry = {"wav": wav_path.name, "spectrogram": png_path.name}
+        if previews:
+            grid = out / f"{stem}_scales.png"
+            plot_scale_previews([p[i].cpu() for p in result.previews], sr, grid, scales=pipe.sat.scales,
+                                title=f"{text!r} #{i}: coarse to fine")
+            entry["previews"] = grid.name
+        files.append(entry)
+        table.add_row(wav_path.name, f"{audio[i].abs().max():.3f}", f"{audio[i].pow(2).mean().sqrt():.3f}",
+                      "spectrogram + scales" if previews else "spectrogram")
+    settings = {
+        "prompt": prompt, "class": class_name, "num": num, "cfg": cfg, "top_k": top_k, "top_p": top_p,
+        "temperature": temperature, "seed": seed, "batch_size": batch_size, "checkpoint": str(checkpoint),
+        "device": str(dev), "conditioner": pipe.conditioner.to_config(), "ar_kind": pipe.ar.kind,
+        "sample_rate": sr, "num_samples": int(audio.shape[-1]), "generation_seconds": round(seconds, 3),
+        "nextscale_version": __version__, "torch_version": torch.__version__, "files": files,
+    }
+    atomic_write_json(out / "settings.json", settings)
+    console.print(table)
+    console.print(f"settings: {out / 'settings.json'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's subcommands to the app."""
+    app.command("generate")(generate)

@@ -1,0 +1,215 @@
+"""Pipeline: prompts → audio in one call, joining the tokenizer (SAT), an AR model (AAR or the
+next-token baseline) and a conditioner.
+
+It owns the checks that the three parts were made for each other (a tokenizer with another scale
+schedule or codebook would decode garbage without any error), seeding, batching, device and
+precision handling; the models do the work.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .ar.conditioning import Conditioner, build_conditioner, check_prompts
+from .checkpoint import CONFIG_NAME, FORMAT_VERSION, atomic_directory, atomic_write_json, resolve_model_dir
+from .errors import CheckpointError, ConfigError, NextscaleError
+from .runtime import autocast
+
+PIPELINE_FILE = "pipeline.json"
+TOKENIZER_DIR = "tokenizer"
+AR_DIR = "ar"
+
+
+@dataclass
+class GenerationOutput:
+    """What `Pipeline.generate` returns (and calling the pipeline with return_codes or previews)."""
+
+    audio: Tensor                          # (B, 1, S) float32
+    prompts: list[str]
+    sample_rate: int
+    codes: list[Tensor] | None = None      # K LongTensors (B, n_k)
+    previews: list[Tensor] | None = None   # previews[k] (B, 1, S) decoded from scales 0..k
+
+
+def compatibility_problems(sat: Any, ar: Any, conditioner: Conditioner) -> list[str]:
+    """Every way the AR model does not fit the tokenizer or the conditioner, in words (empty if it fits)."""
+    cfg = ar.config
+    problems = []
+    for name in ("scales", "codebook_size", "latent_dim"):
+        have, want = getattr(sat, name), getattr(cfg, name)
+        if (list(have) if name == "scales" else have) != (list(want) if name == "scales" else want):
+            problems.append(f"tokenizer {name} {have} != AR model {name} {want}")
+    if cfg.condition == "class":
+        if conditioner.is_vector:
+            problems.append(f"AR model is class-conditioned but the conditioner is {conditioner.kind!r} (vectors)")
+        elif conditioner.dim != cfg.num_classes:
+            problems.append(f"conditioner has {conditioner.dim} classes but the AR model's class table has {cfg.num_classes}")
+    elif not conditioner.is_vector:
+        problems.append(f"AR model takes {cfg.cond_dim}-dim condition vectors but the conditioner gives class ids")
+    elif conditioner.dim != cfg.cond_dim:
+        problems.append(f"conditioner ({conditioner.kind}) gives {conditioner.dim}-dim vectors but the AR model "
+                        f"expects cond_dim {cfg.cond_dim}")
+    return problems
+
+
+def load_ar(directory: str | Path, map_location: str | torch.device = "cpu"):
+    """An AR model directory of either kind (AAR or NextTokenAR), chosen from its config.json."""
+    directory = Path(directory)
+    try:
+        kind = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")).get("kind")
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: AR model directory missing or without {CONFIG_NAME}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: not a valid config ({e})") from None
+    if kind == "aar":
+        from .ar.next_scale import AAR as model_class
+    elif kind == "next_token":
+        from .ar.next_token import NextTokenAR as model_class
+    else:
+        raise CheckpointError(f"{directory}: holds a {kind!r} model, expected an AR model ('aar' or 'next_token')")
+    return model_class.from_pretrained(directory, map_location=map_location)
+
+
+class Pipeline:
+    """`Pipeline(sat, ar, conditioner)`; `pipe(["a high bell struck twice"], cfg=4, seed=0)` → (B, 1, S)."""
+
+    def __init__(self, sat: Any, ar: Any, conditioner: Conditioner):
+        problems = compatibility_problems(sat, ar, conditioner)
+        if problems:
+            raise CheckpointError("the pipeline's parts do not fit: " + "; ".join(problems))
+        self.sat, self.ar, self.conditioner = sat.eval(), ar.eval(), conditioner
+
+    # ---- plumbing --------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.ar.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.sat.sample_rate)
+
+    @property
+    def num_samples(self) -> int:
+        """Length S of a generated clip (the tokenizer's clip length)."""
+        return int(self.sat.clip_samples)
+
+    def to(self, device: str | torch.device) -> "Pipeline":
+        self.sat.to(device)
+        self.ar.to(device)
+        self.conditioner.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"Pipeline(sat: {len(self.sat.scales)} scales, {self.ar.kind}: "
+                f"{self.ar.num_parameters() / 1e6:.1f} M params, conditioner: {self.conditioner.kind})")
+
+    # ---- save / load -----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """DIR/pipeline.json + DIR/tokenizer/ + DIR/ar/, written atomically as one directory."""
+        directory = Path(directory)
+        with atomic_directory(directory) as tmp:
+            self.sat.save_pretrained(tmp / TOKENIZER_DIR)
+            self.ar.save_pretrained(tmp / AR_DIR)
+            atomic_write_json(tmp / PIPELINE_FILE, {"format_version": FORMAT_VERSION, "kind": "pipeline",
+                                                    "conditioner": self.conditioner.to_config()})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
+        from .tokenizer.model import SAT
+
+        directory = resolve_model_dir(path_or_id)
+        manifest = read_pipeline_manifest(directory)
+        sat = SAT.from_pretrained(directory / TOKENIZER_DIR, map_location=device)
+        ar = load_ar(directory / AR_DIR, map_location=device)
+        try:
+            conditioner = build_conditioner(manifest["conditioner"], base_dir=directory, device=device)
+        except ConfigError as e:
+            raise CheckpointError(f"{directory / PIPELINE_FILE}: {e}") from None
+        try:
+            return cls(sat, ar, conditioner)
+        except CheckpointError as e:
+            raise CheckpointError(f"{directory}: {e}") from None
+
+    # ---- generation ------------------------------------------------------------------------
+    def encode_condition(self, prompts: Sequence[str]) -> Tensor:
+        """Prompts → class ids (B,) or condition vectors (B, dim) on the pipeline's device."""
+        return self.conditioner.encode_text(prompts).to(self.device)
+
+    def __call__(self, prompts: Sequence[str] | str, cfg: float = 4.0, top_k: int = 200, top_p: float = 0.95,
+                 temperature: float = 1.0, seed: int = 0, batch_size: int = 16, return_codes: bool = False,
+                 previews: bool = False, progress: bool | None = None) -> Tensor | GenerationOutput:
+        """One clip per prompt → audio (B, 1, S); a GenerationOutput instead when codes or previews
+        are asked for. The same seed gives the same audio on the same device and batch size."""
+        out = self.generate(prompts, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
+                            batch_size=batch_size, previews=previews, progress=progress)
+        if not return_codes:
+            out.codes = None
+        return out if (return_codes or previews) else out.audio
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str] | str, cfg: float = 4.0, top_k: int = 200, top_p: float = 0.95,
+                 temperature: float = 1.0, seed: int = 0, batch_size: int = 16, previews: bool = False,
+                 progress: bool | None = None) -> GenerationOutput:
+        """Like calling the pipeline, but always returns audio and codes (and previews if asked)."""
+        prompts = check_prompts(prompts)
+        check_sampling(cfg, top_k, top_p, temperature, batch_size)
+        device = self.device
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+        chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
+        show = len(chunks) > 1 if progress is None else progress
+        audio, codes, scale_audio = [], [], []
+        for chunk in tqdm(chunks, desc="generating", unit="batch", disable=not show):
+            cond = self.encode_condition(chunk)
+            with autocast(device):
+                chunk_codes = self.ar.generate(self.sat.quantizer, cond, cfg=cfg, top_k=top_k, top_p=top_p,
+                                               temperature=temperature, generator=generator)
+            audio.append(self.sat.decode(chunk_codes, length=self.num_samples).float())
+            codes.append(chunk_codes)
+            if previews:
+                scale_audio.append([self.sat.decode(chunk_codes[:k + 1], length=self.num_samples).float()
+                                    for k in range(len(chunk_codes))])
+        out = GenerationOutput(torch.cat(audio), prompts, self.sample_rate,
+                               codes=[torch.cat(scale) for scale in zip(*codes)])
+        if previews:
+            out.previews = [torch.cat(scale) for scale in zip(*scale_audio)]
+        return out
+
+
+def check_sampling(cfg: float, top_k: int, top_p: float, temperature: float, batch_size: int) -> None:
+    """Sampling settings a user typed, checked before any work is done."""
+    if cfg < 0:
+        raise NextscaleError(f"cfg must be >= 0 (0 turns guidance off), got {cfg}")
+    if top_k < 0:
+        raise NextscaleError(f"top_k must be >= 0 (0 keeps every token), got {top_k}")
+    if not 0.0 <= top_p <= 1.0:
+        raise NextscaleError(f"top_p must be in [0, 1] (0 or 1 keeps every token), got {top_p}")
+    if temperature <= 0:
+        raise NextscaleError(f"temperature must be > 0, got {temperature}")
+    if batch_size < 1:
+        raise NextscaleError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def read_pipeline_manifest(directory: Path) -> dict[str, Any]:
+    """pipeline.json, checked: kind, version and a conditioner entry."""
+    path = directory / PIPELINE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not a pipeline directory ({PIPELINE_FILE} missing; a lone model "
+                              "directory loads with SAT/AAR.from_pretrained)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "pipeline" or "conditioner" not in manifest:
+        raise CheckpointError(f"{path}: expected {{'kind': 'pipeline', 'conditioner': {{...}}}}")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version!r} is newer than this nextscale understands "
+                              f"({FORMAT_VERSION}); upgrade nextscale")
+    return manifest
