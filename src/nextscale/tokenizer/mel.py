@@ -1,0 +1,52 @@
+"""Log-mel spectrograms in plain torch (no torchaudio), shared by the SAT losses and evaluation.
+
+HTK mel scale, triangular filters interpolated in Hz between mel-spaced corner frequencies,
+no area normalisation, magnitude (not power) spectra, centred Hann-windowed STFT with reflect
+padding: the conventions of EnCodec's multi-resolution mel loss.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from ..errors import ConfigError
+
+
+def _hz_to_mel(hz: float | torch.Tensor):
+    return 2595.0 * (torch.log10(1.0 + hz / 700.0) if isinstance(hz, torch.Tensor) else math.log10(1.0 + hz / 700.0))
+
+
+def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@functools.lru_cache(maxsize=64)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels) float32 triangular filters on the HTK mel scale."""
+    fmax = sample_rate / 2.0 if fmax is None else fmax
+    if not 0.0 <= fmin < fmax <= sample_rate / 2.0:
+        raise ConfigError(f"mel filterbank: need 0 <= fmin < fmax <= {sample_rate / 2}, got {fmin}, {fmax}")
+    freqs = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
+    corners = _mel_to_hz(torch.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2, dtype=torch.float64))
+    widths = corners[1:] - corners[:-1]
+    slopes = corners[None, :] - freqs[:, None]                  # (F, n_mels + 2)
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+def log_mel_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int = 64,
+                        fmin: float = 0.0, fmax: float | None = None, floor: float = 1e-5) -> torch.Tensor:
+    """(..., S) audio -> (..., n_mels, frames) natural-log mel magnitudes, clamped at `floor`."""
+    if wav.shape[-1] < 1:
+        raise ConfigError("log_mel_spectrogram: empty audio")
+    lead = wav.shape[:-1]
+    flat = wav.reshape(-1, wav.shape[-1]).float()
+    pad_mode = "reflect" if flat.shape[-1] > n_fft // 2 else "constant"
+    spec = torch.stft(flat, n_fft, hop_length=hop, win_length=n_fft,
+                      window=torch.hann_window(n_fft, device=flat.device), center=True, pad_mode=pad_mode,
+                      return_complex=True).abs()
+    mel = torch.einsum("bft,fm->bmt", spec, mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).to(flat.device))
+    return torch.log(mel.clamp(min=floor)).reshape(*lead, n_mels, mel.shape[-1])
