@@ -22,6 +22,7 @@ def sine(freq: float, seconds: float = 0.5) -> torch.Tensor:
 def assert_png(path):
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 2000
+    assert path.stat().st_mode & 0o777 == 0o644  # shareable output, not mkstemp's 0600
 
 
 def test_mel_scale_round_trip_and_known_value():

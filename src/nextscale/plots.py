@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -81,7 +82,13 @@ def _save(fig: Figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
+    readable_by_all(path)
     return path
+
+
+def readable_by_all(path: Path) -> None:
+    """atomic_write_* create files through mkstemp (mode 0600); outputs meant to be shared get 0644."""
+    os.chmod(path, 0o644)
 
 
 def plot_spectrogram(wav: torch.Tensor | np.ndarray, sample_rate: int, path: str | Path,
@@ -105,7 +112,7 @@ def plot_scale_previews(previews: Sequence[torch.Tensor | np.ndarray], sample_ra
     rows = math.ceil(len(previews) / cols)
     fig = Figure(figsize=(3 * cols, 2.2 * rows))
     for k, wav in enumerate(previews):
-        label = f"scales 1–{k + 1}" + (f" ({scales[k]} tokens)" if scales is not None else "")
+        label = ("scale 1" if k == 0 else f"scales 1–{k + 1}") + (f" (n={scales[k]})" if scales is not None else "")
         ax = fig.add_subplot(rows, cols, k + 1)
         _draw_spectrogram(ax, wav, sample_rate, label, vmin=vmin)
         ax.label_outer()

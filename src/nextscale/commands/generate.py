@@ -42,7 +42,7 @@ def generate(
     from ..checkpoint import atomic_write_json
     from ..errors import NextscaleError
     from ..pipeline import Pipeline
-    from ..plots import plot_scale_previews, plot_spectrogram
+    from ..plots import plot_scale_previews, plot_spectrogram, readable_by_all
     from ..runtime import resolve_device
 
     if prompt is None and class_name is None:
@@ -98,6 +98,7 @@ def generate(
         "nextscale_version": __version__, "torch_version": torch.__version__, "files": files,
     }
     atomic_write_json(out / "settings.json", settings)
+    readable_by_all(out / "settings.json")
     console.print(table)
     console.print(f"settings: {out / 'settings.json'}")
 
