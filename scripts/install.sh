@@ -8,5 +8,5 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q "torch==${NEXTSCALE_TORCH_VERSION:-2.13.0}"
 fi
 extras=""
-[ "${1:-}" = "dev" ] && extras="[dev]"
+[ "${1:-}" = "dev" ] && extras="[dev,text,clap]"   # the tests cover the text and CLAP paths too
 "$PY" -m pip install -q -e ".${extras}"
