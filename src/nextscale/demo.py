@@ -1,0 +1,390 @@
+"""`nextscale demo`: the whole system on the built-in synthetic corpus, on a laptop CPU.
+
+Stages run in order and each leaves `OUT/stages/<name>.json` when it finished; a re-run with the
+same `--out` skips finished stages, so an interrupted demo loses at most the stage in progress.
+
+    corpus      held-out clips written as WAVs (+ manifest); training clips are rendered on the fly
+    tokenizer   a small SAT trained with the mel + time losses
+    tokens      the training corpus encoded once with it (token cache, class labels)
+    ar          a small class-conditioned AAR trained on the cached tokens → a pipeline directory
+    classifier  the `synth` log-mel classifier (FAD features, class accuracy)
+    generate    samples for every class with a fixed seed, plus random-token decodes as a floor
+    evaluate    reconstruction metrics, FAD(synth), class accuracy (generated / real / random), speed
+    report      report/index.html and a one-screen summary
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .checkpoint import atomic_write_json
+from .errors import NextscaleError
+
+SEED = 0
+HELDOUT_SEED = 7_777      # held-out clips come from another seed than the training corpus
+
+
+@dataclasses.dataclass
+class DemoPreset:
+    """Sizes of one demo run; `default` fits in ~15 min on 2 CPU cores, `quick` in ~3, `smoke` is for tests."""
+
+    name: str
+    n_train: int
+    n_heldout: int
+    sat_steps: int
+    sat_batch: int
+    ar_steps: int
+    ar_batch: int
+    classifier_steps: int
+    classifier_n: int
+    samples_per_class: int
+    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of configs/sat-tiny.yaml
+    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of configs/aar-synth.yaml
+    bench_repeats: int = 3
+
+
+PRESETS = {
+    "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1500, sat_batch=16, ar_steps=2500,
+                          ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
+    "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=250, sat_batch=8, ar_steps=400, ar_batch=32,
+                        classifier_steps=200, classifier_n=480, samples_per_class=4,
+                        ar_model={"depth": 2, "width": 96, "heads": 2}),
+    "smoke": DemoPreset("smoke", n_train=48, n_heldout=24, sat_steps=4, sat_batch=4, ar_steps=4, ar_batch=8,
+                        classifier_steps=4, classifier_n=48, samples_per_class=1,
+                        sat_model={"num_scales": 4, "codebook_size": 32},
+                        ar_model={"depth": 1, "width": 32, "heads": 1, "cond_dim": 16}, bench_repeats=1),
+}
+
+
+class Demo:
+    """Runs the stages of one demo directory; each stage returns a JSON-able dict of results."""
+
+    def __init__(self, out: str | Path, preset: str = "default", device: str = "cpu", progress: bool = True,
+                 log: Callable[[str], None] = print):
+        if preset not in PRESETS:
+            raise NextscaleError(f"demo preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
+        self.out = Path(out)
+        self.preset = PRESETS[preset]
+        self.device = device
+        self.progress = progress
+        self.log = log
+        self.results: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ stage bookkeeping
+    def stage_file(self, name: str) -> Path:
+        return self.out / "stages" / f"{name}.json"
+
+    def run_stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        marker = self.stage_file(name)
+        if marker.is_file():
+            saved = json.loads(marker.read_text(encoding="utf-8"))
+            if saved.get("preset") == self.preset.name:
+                self.log(f"[{name}] already done ({saved['seconds']:.0f} s), reusing {marker.parent.parent / name}")
+                self.results[name] = saved["result"]
+                return saved["result"]
+        self.log(f"[{name}] running …")
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        atomic_write_json(marker, {"preset": self.preset.name, "seconds": seconds, "result": result})
+        self.results[name] = result
+        self.log(f"[{name}] done in {seconds:.0f} s")
+        return result
+
+    def stage_seconds(self) -> dict[str, float]:
+        return {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((self.out / "stages").glob("*.json"))}
+
+    def run(self) -> dict[str, Any]:
+        """Run (or reuse) every stage, then write the report and summary.json; returns the summary."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(SEED)
+        for name in STAGES:
+            self.run_stage(name, lambda name=name: STAGE_FUNCTIONS[name](self))
+        page = write_demo_report(self)
+        summary = summarize(self, page)
+        atomic_write_json(self.out / "summary.json", summary)
+        return summary
+
+
+# ---------------------------------------------------------------------- the stages
+# The demo's models: a small SAT (8 quadratic scales, 234 tokens per second) and a class-conditioned
+# AAR of the paper's family at depth 2 (width 128), sized to train on 2 CPU cores in minutes.
+SAT_MODEL: dict[str, Any] = dict(sample_rate=24000, clip_seconds=1.0, n_filters=8, dimension=32, ratios=[8, 5, 4, 2],
+                                 n_residual_layers=1, lstm_layers=1, latent_dim=16, codebook_size=128,
+                                 schedule="quadratic", num_scales=8, phi="partial", phi_count=3, kmeans_iters=10)
+AR_MODEL: dict[str, Any] = dict(kind="aar", depth=2, width=128, heads=2, condition="class", cond_dim=64,
+                                cond_dropout=0.1, attention="cosine")
+SAMPLING = dict(cfg=3.0, top_k=32, top_p=0.95, temperature=1.0)
+
+
+def _train_common(demo: Demo, steps: int, batch: int) -> dict[str, Any]:
+    return dict(steps=steps, batch_size=batch, device=demo.device, progress=demo.progress, tensorboard=False,
+                log_every=max(1, steps // 100), ckpt_every=max(1, steps // 4), eval_every=0, keep_last=1, seed=SEED)
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    from .train.checkpoints import CheckpointManager
+
+    return CheckpointManager(run_dir).latest() is not None
+
+
+def stage_corpus(demo: Demo) -> dict[str, Any]:
+    from .data.export import export_corpus
+    from .data.synth import KINDS
+
+    manifest = export_corpus(demo.out / "corpus" / "heldout", demo.preset.n_heldout, HELDOUT_SEED)
+    return {"heldout_manifest": str(manifest), "n_heldout": demo.preset.n_heldout, "n_train": demo.preset.n_train,
+            "classes": list(KINDS)}
+
+
+def _train_data(demo: Demo) -> dict[str, Any]:
+    return dict(source="synth", n=demo.preset.n_train, seed=SEED)
+
+
+def stage_tokenizer(demo: Demo) -> dict[str, Any]:
+    from .train.tokenizer import load_sat_train_config, train_tokenizer
+
+    p = demo.preset
+    cfg = load_sat_train_config({
+        "model": SAT_MODEL | p.sat_model, "data": _train_data(demo),
+        "optim": {"lr": 1e-3, "warmup_steps": max(1, p.sat_steps // 20)},
+        "train": _train_common(demo, p.sat_steps, p.sat_batch) | {"adversarial": False},
+    })
+    run = demo.out / "tokenizer"
+    result = train_tokenizer(cfg, run, resume=_has_checkpoint(run))
+    return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step,
+            "metrics": str(run / "metrics.jsonl")}
+
+
+def stage_tokens(demo: Demo) -> dict[str, Any]:
+    from .data import DataConfig, build_dataset, collate_batch
+    from .tokenizer.model import SAT
+    from .train.token_cache import build_token_cache
+
+    model_dir = Path(demo.results["tokenizer"]["model"])
+    sat = SAT.from_pretrained(model_dir, map_location=demo.device)
+    dataset = build_dataset(DataConfig(**_train_data(demo)), "train")
+    index = build_token_cache(sat, dataset, demo.out / "tokens", collate_batch, tokenizer_path=model_dir,
+                              batch_size=32, device=demo.device, progress=demo.progress)
+    return {"tokens": str(index.parent), "clips": len(dataset), "tokens_per_clip": sat.num_tokens}
+
+
+def stage_ar(demo: Demo) -> dict[str, Any]:
+    from .data.synth import KINDS
+    from .tokenizer.model import SAT
+    from .train.ar import load_ar_train_config, train_ar
+
+    p = demo.preset
+    sat = SAT.from_pretrained(demo.results["tokenizer"]["model"])
+    fit_tokenizer = dict(scales=sat.scales, codebook_size=sat.codebook_size, latent_dim=sat.latent_dim)
+    cfg = load_ar_train_config({
+        "model": AR_MODEL | p.ar_model | fit_tokenizer | {"num_classes": len(KINDS)},
+        "data": {"tokens": demo.results["tokens"]["tokens"]},
+        "optim": {"lr": 2e-3, "warmup_steps": max(1, p.ar_steps // 20)},
+        "train": _train_common(demo, p.ar_steps, p.ar_batch),
+    })
+    run = demo.out / "ar"
+    result = train_ar(cfg, run, resume=_has_checkpoint(run))
+    return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step,
+            "metrics": str(run / "metrics.jsonl")}
+
+
+def stage_classifier(demo: Demo) -> dict[str, Any]:
+    from .eval.train_classifier import train_classifier
+
+    p = demo.preset
+    summary = train_classifier(demo.out / "classifier", n_train=p.classifier_n, n_heldout=max(48, p.classifier_n // 4),
+                               steps=p.classifier_steps, device=demo.device, progress=demo.progress)
+    return {"classifier": str(demo.out / "classifier"), **{k: v for k, v in summary.items() if _plain(v)}}
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool, list)) or value is None
+
+
+def stage_generate(demo: Demo) -> dict[str, Any]:
+    from .audio import save_audio
+    from .pipeline import Pipeline
+    from .plots import plot_scale_previews
+
+    pipe = Pipeline.from_pretrained(demo.results["ar"]["pipeline"], device=demo.device)
+    classes = pipe.conditioner.classes
+    prompts = [c for c in classes for _ in range(demo.preset.samples_per_class)]
+    out = pipe.generate(prompts, seed=SEED, previews=True, batch_size=64, progress=demo.progress, **SAMPLING)
+    gen_dir = demo.out / "samples" / "generated"
+    labels: dict[str, str] = {}
+    for i, (prompt, wav) in enumerate(zip(prompts, out.audio)):
+        name = f"{prompt}_{i % demo.preset.samples_per_class:02d}.wav"
+        save_audio(gen_dir / name, wav.cpu(), pipe.sample_rate)
+        labels[name] = prompt
+    (gen_dir / "labels.json").write_text(json.dumps(labels, indent=1))
+    preview_dir = demo.out / "samples" / "previews"
+    previews = {}
+    for c, cls in enumerate(classes):       # the first sample of each class, coarse → fine
+        i = c * demo.preset.samples_per_class
+        path = preview_dir / f"{cls}.png"
+        plot_scale_previews([p[i].cpu() for p in out.previews], pipe.sample_rate, path, scales=pipe.sat.scales,
+                            title=f"{cls}: coarse → fine")
+        previews[cls] = str(path)
+    # The floor: uniformly random tokens decoded by the same tokenizer, labelled like the samples.
+    g = torch.Generator().manual_seed(SEED)
+    sat = pipe.sat
+    rand_dir = demo.out / "samples" / "random"
+    rand_labels = {}
+    with torch.no_grad():
+        codes = [torch.randint(sat.codebook_size, (len(prompts), n), generator=g).to(pipe.device) for n in sat.scales]
+        audio = sat.decode(codes)
+    for i, (prompt, wav) in enumerate(zip(prompts, audio)):
+        name = f"random_{i:03d}.wav"
+        save_audio(rand_dir / name, wav.cpu(), pipe.sample_rate)
+        rand_labels[name] = prompt
+    (rand_dir / "labels.json").write_text(json.dumps(rand_labels, indent=1))
+    return {"generated": str(gen_dir), "random": str(rand_dir), "n": len(prompts), "previews": previews,
+            "sampling": SAMPLING, "seed": SEED}
+
+
+def stage_evaluate(demo: Demo) -> dict[str, Any]:
+    from .eval.embeddings import get_embedding
+    from .eval.evaluate import evaluate_sets
+    from .eval.recon_run import evaluate_tokenizer
+
+    r = demo.results
+    real = r["corpus"]["heldout_manifest"]
+    recon = evaluate_tokenizer(r["tokenizer"]["model"], real, n=demo.preset.n_heldout, device=demo.device,
+                               progress=demo.progress)
+    backend = get_embedding("synth", classifier=r["classifier"]["classifier"])
+    cache = demo.out / "eval" / "embedding-cache"
+    keys = ("fad", "accuracy_generated", "accuracy_real", "inception_score", "label_kl", "n_real", "n_generated")
+    generated = evaluate_sets(real, r["generate"]["generated"], backend, cache, progress=demo.progress)
+    random_floor = evaluate_sets(real, r["generate"]["random"], backend, cache, progress=demo.progress)
+    speed = _speed_table(demo)
+    return {
+        "reconstruction": {k: recon[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "mean_usage",
+                                                 "mean_perplexity", "per_scale")},
+        "generated": {k: generated.get(k) for k in keys},
+        "random": {k: random_floor.get(k) for k in keys},
+        "speed": speed,
+    }
+
+
+def _speed_table(demo: Demo) -> dict[str, Any]:
+    """Next-scale vs the 455- and 750-step next-token baselines at the demo AR's depth (paper schedule)."""
+    from .eval.bench import BenchSettings, run_benchmark, write_json
+
+    depth = str(AR_MODEL["depth"] if "depth" not in demo.preset.ar_model else demo.preset.ar_model["depth"])
+    settings = BenchSettings(depths=["tiny"] if demo.preset.name == "smoke" else [depth], batch_sizes=[1],
+                             device=demo.device, repeats=demo.preset.bench_repeats, warmup=1,
+                             note="nextscale demo, random weights at the demo's AR size")
+    report = run_benchmark(settings, progress=demo.progress)
+    write_json(report, demo.out / "eval" / "speed.json")
+    return {"rows": [{k: row[k] for k in ("model", "steps", "batch", "width", "ar_depth", "parameters", "median_s",
+                                          "rtf", "speedup_of_next_scale")} for row in report["results"]],
+            "machine": report["machine"].get("cpu") or report["machine"].get("gpu")}
+
+
+STAGES: tuple[str, ...] = ("corpus", "tokenizer", "tokens", "ar", "classifier", "generate", "evaluate")
+STAGE_FUNCTIONS: dict[str, Callable[[Demo], dict[str, Any]]] = {
+    "corpus": stage_corpus, "tokenizer": stage_tokenizer, "tokens": stage_tokens, "ar": stage_ar,
+    "classifier": stage_classifier, "generate": stage_generate, "evaluate": stage_evaluate,
+}
+
+
+# ---------------------------------------------------------------------- report and summary
+def summarize(demo: Demo, page: Path) -> dict[str, Any]:
+    """The numbers a person wants first, JSON-able (also written to OUT/summary.json)."""
+    ev = demo.results["evaluate"]
+    speed = {row["model"]: row for row in ev["speed"]["rows"]}
+    ns = speed.get("next_scale", {})
+    return {
+        "report": str(page), "preset": demo.preset.name, "device": demo.device,
+        "stage_seconds": demo.stage_seconds(), "total_seconds": sum(demo.stage_seconds().values()),
+        "classes": len(demo.results["corpus"]["classes"]),
+        "class_accuracy": {"generated": ev["generated"]["accuracy_generated"], "real_heldout": ev["generated"]["accuracy_real"],
+                           "random_tokens": ev["random"]["accuracy_generated"],
+                           "chance": 1.0 / len(demo.results["corpus"]["classes"])},
+        "fad_synth": {"generated": ev["generated"]["fad"], "random_tokens": ev["random"]["fad"]},
+        "reconstruction": {k: ev["reconstruction"][k] for k in ("mel_distance", "stft_distance", "si_sdr", "mean_usage")},
+        "speed": {name: {"steps": row["steps"], "seconds": row["median_s"], "slower_than_next_scale": row["speedup_of_next_scale"]}
+                  for name, row in speed.items()},
+        "speed_model": {k: ns.get(k) for k in ("ar_depth", "width", "parameters")},
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """One screen: where the report is, accuracy vs real and random, FAD, reconstruction, speed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    acc, fad, rec = summary["class_accuracy"], summary["fad_synth"], summary["reconstruction"]
+    table = Table(title=f"nextscale demo ({summary['preset']}, {summary['device']}, "
+                        f"{summary['total_seconds'] / 60:.1f} min of stages)")
+    table.add_column("audio")
+    table.add_column("class accuracy", justify="right")
+    table.add_column("FAD (synth)", justify="right")
+    table.add_row("real held-out clips", f"{acc['real_heldout']:.1%}", "0 (reference)")
+    table.add_row("generated by AAR", f"{acc['generated']:.1%}", f"{fad['generated']:.2f}")
+    table.add_row("random tokens, same decoder", f"{acc['random_tokens']:.1%}", f"{fad['random_tokens']:.2f}")
+    table.add_row("chance", f"{acc['chance']:.1%}", "")
+    console.print(table)
+    console.print(f"SAT reconstruction on held-out clips: mel distance {rec['mel_distance']:.3f}, "
+                  f"SI-SDR {rec['si_sdr']:.1f} dB, codebook usage {rec['mean_usage']:.0%}")
+    speed = Table(title=f"generation of 1 s, batch 1 (random weights, AR depth {summary['speed_model']['ar_depth']}, "
+                        f"width {summary['speed_model']['width']})")
+    for col in ("model", "steps", "seconds", "× next-scale time"):
+        speed.add_column(col, justify="right" if col != "model" else "left")
+    for name, row in summary["speed"].items():
+        speed.add_row(name, str(row["steps"]), f"{row['seconds']:.3f}", f"{row['slower_than_next_scale']:.1f}")
+    console.print(speed)
+    console.print(f"report: [bold]{summary['report']}[/]")
+
+
+def write_demo_report(demo: Demo) -> Path:
+    from .audio import load_audio
+    from .data.manifest import read_manifest
+    from .eval.report import Audio, Curves, Image, Section, Table, write_report
+
+    r = demo.results
+    ev = r["evaluate"]
+    classes = r["corpus"]["classes"]
+    acc = [{"audio": "real held-out", "class accuracy": ev["generated"]["accuracy_real"], "FAD (synth)": 0.0},
+           {"audio": "generated (AAR)", "class accuracy": ev["generated"]["accuracy_generated"],
+            "FAD (synth)": ev["generated"]["fad"]},
+           {"audio": "random tokens", "class accuracy": ev["random"]["accuracy_generated"],
+            "FAD (synth)": ev["random"]["fad"]},
+           {"audio": "chance", "class accuracy": 1 / len(classes), "FAD (synth)": None}]
+    rec = ev["reconstruction"]
+    # one real held-out clip per class, and the first generated sample of each class
+    manifest = Path(r["corpus"]["heldout_manifest"])
+    first_real: dict[str, Path] = {}
+    for entry in read_manifest(manifest).entries:
+        if entry.labels and entry.labels[0] not in first_real:
+            first_real[entry.labels[0]] = Path(entry.path)
+    gen_dir = Path(r["generate"]["generated"])
+    real_items = [Audio(c, path=first_real[c]) for c in classes if c in first_real]
+    gen_items = [Audio(c, path=gen_dir / f"{c}_00.wav") for c in classes if (gen_dir / f"{c}_00.wav").is_file()]
+    preview_items = [Image(path, caption=c) for c, path in r["generate"]["previews"].items()]
+    speed_rows = [{"model": row["model"], "steps": row["steps"], "seconds": row["median_s"],
+                   "× next-scale": row["speedup_of_next_scale"], "parameters": row["parameters"]}
+                  for row in ev["speed"]["rows"]]
+    sections = [
+        Section("Summary", text=f"Preset '{demo.preset.name}' on {demo.device}. Class accuracy is the synth "
+                                "classifier's verdict on each clip's intended class.",
+                items=[Table(acc), Table([{"stage": k, "seconds": v} for k, v in demo.stage_seconds().items()],
+                                         title="stage times")]),
+        Section("Real held-out clips (one per class)", items=real_items),
+        Section("Generated by AAR (first sample of each class)", items=gen_items),
+        Section("Coarse-to-fine: each scale adds detail", items=preview_items),
+        Section("Tokenizer reconstruction (held-out)", items=[
+            Table([{k: rec[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "mean_usage", "mean_perplexity")}]),
+            Table(rec["per_scale"], title="per-scale codebook usage")]),
+        Section("Generation speed (1 s of audio, batch 1, random weights)", items=[Table(speed_rows)]),
+        Section("Training curves", items=[Curves(r["tokenizer"]["metrics"], title="SAT"),
+                                          Curves(r["ar"]["metrics"], title="AAR")]),
+    ]
+    return write_report(demo.out / "report", "nextscale demo", sections)
