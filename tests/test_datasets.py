@@ -143,7 +143,8 @@ def test_audioset_segments_map_to_clips_with_class_names(tmp_path):
     assert start_of(items["abcdefghijk.wav"]) == pytest.approx(0.0, abs=1e-3)
     assert items["-_x-_y-_z01_30.000.wav"]["label"] == 0
     assert start_of(items[f"Y{'z' * 11}.flac"]) == pytest.approx(20.0, abs=1e-2)  # cut from the whole video
-    raw = AudioSetDataset(csv, clips, clip_seconds=1.0)
+    with pytest.warns(DataWarning):
+        raw = AudioSetDataset(csv, clips, clip_seconds=1.0)
     assert raw.classes == ["/m/bark", "/m/cat", "/m/dog"]
 
 
@@ -227,3 +228,17 @@ def test_data_config_from_yaml_with_overrides(tmp_path):
     cfg = load_config(path, DataConfig, overrides=["clip_seconds=0.5"], section="data")
     assert (cfg.n, cfg.clip_seconds) == (48, 0.5)
     assert build_dataset(cfg)[0]["audio"].shape == (1, SR // 2)
+
+
+def test_audioset_malformed_rows_are_named_and_an_empty_list_stops(tmp_path):
+    from nextscale.data.audioset import read_segments
+
+    csv = tmp_path / "seg.csv"
+    csv.write_text('# YTID, start_seconds, end_seconds, positive_labels\nabcdefghijk, 0.0, 10.0, "/m/a,/m/b"\n'
+                   'short, 1.0\nxyz, ten, 20, "/m/a"\nrev, 5.0, 5.0, "/m/a"\n')
+    segments, bad = read_segments(csv)
+    assert [(s.ytid, s.mids) for s in segments] == [("abcdefghijk", ("/m/a", "/m/b"))]
+    assert [where.split()[-1] for where, _ in bad] == ["3", "4", "5"]
+    csv.write_text("# only comments\n")
+    with pytest.raises(DataError, match="seg.csv: no AudioSet segments"):
+        read_segments(csv)

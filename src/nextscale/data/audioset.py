@@ -33,10 +33,10 @@ def read_segments(path: str | Path) -> tuple[list[Segment], list[tuple[str, str]
     path = Path(path)
     text = read_text(path)
     segments, bad = [], []
-    lines = text.splitlines()
-    for number, row in enumerate(csv.reader(io.StringIO(text), skipinitialspace=True), start=1):
-        if not row or not "".join(row).strip() or lines[number - 1].lstrip().startswith("#"):
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
+        row = next(csv.reader([line], skipinitialspace=True))
         where = f"{path} line {number}"
         if len(row) < 4:
             bad.append((where, f"expected YTID, start_seconds, end_seconds, positive_labels; got {len(row)} columns"))

@@ -142,7 +142,7 @@ class FolderDataset(AudioDataset):
     def __init__(self, root: str | Path, sample_rate: int = 24000, clip_seconds: float | None = 1.0,
                  random_crop: bool = True, classes: Sequence[str] | None = None, select: Select | None = None,
                  labels_from_folders: bool = True):
-        root = Path(root)
+        root = Path(root).absolute()
         if not root.is_dir():
             raise DataError(f"{root}: audio folder not found")
         entries = folder_entries(root, labels_from_folders)

@@ -91,7 +91,7 @@ def _entry(manifest: Path, row: dict[str, Any]) -> Entry:
     raw_path = str(raw_path).strip()
     resolved = Path(raw_path).expanduser()
     if not resolved.is_absolute():
-        resolved = manifest.parent / resolved
+        resolved = manifest.parent.absolute() / resolved
     caption = row.get("caption")
     return Entry(path=str(resolved), key=raw_path, labels=parse_labels(row.get("labels")),
                  caption="" if caption is None else str(caption),
