@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
     from nextscale.eval.train_classifier import train_classifier
 
     out = tmp_path_factory.mktemp("clf") / "classifier"
-    summary = train_classifier(out, n_train=600, n_heldout=240, steps=300, batch_size=32, seed=0, device="cpu",
+    summary = train_classifier(out, n_train=480, n_heldout=240, steps=200, batch_size=32, seed=0, device="cpu",
                                progress=False)
     return out, summary
 

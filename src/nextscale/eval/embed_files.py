@@ -35,18 +35,19 @@ class EmbeddedFiles:
         return np.concatenate(self.embeddings) if self.embeddings else np.zeros((0, 0))
 
 
-def cache_key(path: str | Path, backend: EmbeddingBackend) -> str:
-    p = Path(path).resolve()
+def cache_key(source: AudioSource, backend: EmbeddingBackend) -> str:
+    p = Path(source.path).resolve()
     st = p.stat()
-    blob = json.dumps({"path": str(p), "mtime_ns": st.st_mtime_ns, "size": st.st_size, "backend": backend.params()},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"path": str(p), "mtime_ns": st.st_mtime_ns, "size": st.st_size, "start": source.start,
+                       "duration": source.duration, "backend": backend.params()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _embed_one(path: str, backend: EmbeddingBackend) -> np.ndarray:
+def _embed_one(source: AudioSource, backend: EmbeddingBackend) -> np.ndarray:
     from ..audio import load_audio
 
-    wav = load_audio(path, sample_rate=backend.sample_rate)
+    path = source.path
+    wav = load_audio(path, sample_rate=backend.sample_rate, offset=source.start, duration=source.duration)
     if not torch.isfinite(wav).all():
         raise AudioError(path, "holds NaN or infinite samples")
     emb = backend.embed(wav[:1][None]).numpy().astype(np.float32)
@@ -63,12 +64,12 @@ def embed_sources(sources: Sequence[AudioSource], backend: EmbeddingBackend, cac
     cache = Path(cache_dir) / backend.name if cache_dir is not None else None
     for source in tqdm(sources, desc=desc, unit="file", disable=not progress):
         try:
-            cached = cache / f"{cache_key(source.path, backend)}.npy" if cache is not None else None
+            cached = cache / f"{cache_key(source, backend)}.npy" if cache is not None else None
             if cached is not None and cached.is_file():
                 emb = np.load(cached)
                 out.cache_hits += 1
             else:
-                emb = _embed_one(source.path, backend)
+                emb = _embed_one(source, backend)
                 if cached is not None:
                     buffer = io.BytesIO()
                     np.save(buffer, emb)

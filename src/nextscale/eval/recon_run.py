@@ -31,7 +31,8 @@ def _clips(data: str, n: int, seed: int, sample_rate: int, clip_seconds: float, 
 
     for source in list_sources(data)[:n]:
         try:
-            wav = load_audio(source.path, sample_rate=sample_rate, duration=clip_seconds)[:1]
+            wav = load_audio(source.path, sample_rate=sample_rate, offset=source.start,
+                             duration=min(clip_seconds, source.duration or clip_seconds))[:1]
         except AudioError as e:
             skipped.append({"path": e.path, "reason": e.reason})
             continue

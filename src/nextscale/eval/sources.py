@@ -1,24 +1,26 @@
 """Which audio files an evaluation reads, with their labels/captions when known.
 
-A source is a folder (every .wav/.flac/.ogg/.mp3 below it, sorted) or a manifest (.csv / .jsonl
-with a `path` column, optional `labels` and `caption`; relative paths resolve against the manifest).
+A source is a folder (every audio file below it, sorted) or a manifest (.csv/.tsv/.jsonl, read by
+`nextscale.data.manifest`: `path`, optional `labels`, `caption`, `start`, `duration`).
 Labels of files in a folder come from, in order:
 1. `labels.json` in that folder: {"file.wav": "chirp"} or {"file.wav": {"label": "chirp", "caption": "…"}};
 2. the file name: a stem that starts with a class name followed by `_`, `-`, `.` or nothing
-   (`chirp_003.wav`); the longest matching class wins;
-3. the parent folder's name when it is a class name (`generated/chirp/003.wav`).
+   (`rising_chirp_003.wav`); the longest matching class wins;
+3. the parent folder's name when it is a class name (`generated/siren/003.wav`).
+A manifest row's label is its first label that is a class name (else its first label).
 """
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..data.datasets import folder_entries
+from ..data.entries import report
+from ..data.manifest import MANIFEST_SUFFIXES, read_manifest
 from ..errors import DataError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 LABELS_FILE = "labels.json"
 
 
@@ -27,6 +29,8 @@ class AudioSource:
     path: str
     label: str | None = None
     caption: str = ""
+    start: float = 0.0
+    duration: float | None = None
 
 
 def _label_from_name(path: Path, classes: Sequence[str]) -> str | None:
@@ -59,47 +63,24 @@ def _read_labels_json(directory: Path) -> dict[str, dict]:
 
 
 def _folder(directory: Path, classes: Sequence[str]) -> list[AudioSource]:
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     tables: dict[Path, dict[str, dict]] = {}
     sources = []
-    for f in files:
+    for entry in folder_entries(directory, labels_from_folders=False):
+        f = Path(entry.path)
         table = tables.setdefault(f.parent, _read_labels_json(f.parent))
-        entry = table.get(f.name) or table.get(f.relative_to(directory).as_posix()) or {}
-        label = entry.get("label") or _label_from_name(f, classes)
-        sources.append(AudioSource(str(f), label, entry.get("caption", "")))
+        info = table.get(f.name) or table.get(entry.key) or {}
+        sources.append(AudioSource(str(f), info.get("label") or _label_from_name(f, classes), info.get("caption", "")))
     return sources
 
 
-def _first_label(value, classes: Sequence[str]) -> str | None:
-    labels = value if isinstance(value, list) else [s.strip() for s in str(value or "").replace(";", ",").split(",")]
-    labels = [str(x) for x in labels if str(x)]
-    known = [x for x in labels if x in classes]
-    return known[0] if known else (labels[0] if labels else None)
-
-
 def _manifest(path: Path, classes: Sequence[str]) -> list[AudioSource]:
-    rows: list[dict] = []
-    try:
-        if path.suffix.lower() == ".csv":
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read manifest ({e})") from None
+    manifest = read_manifest(path)
+    report(str(path), manifest.skipped, len(manifest.entries) + len(manifest.skipped), what="rows")
     sources = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not row.get("path"):
-            raise DataError(f"{path}: row {number} has no 'path'")
-        p = Path(row["path"])
-        p = p if p.is_absolute() else path.parent / p
-        sources.append(AudioSource(str(p), _first_label(row.get("labels", row.get("label")), classes),
-                                   str(row.get("caption") or "")))
+    for e in manifest.entries:
+        known = [label for label in e.labels if label in classes]
+        label = known[0] if known else (e.labels[0] if e.labels else None)
+        sources.append(AudioSource(e.path, label, e.caption, e.start, e.duration))
     return sources
 
 
@@ -108,12 +89,12 @@ def list_sources(location: str | Path, classes: Sequence[str] = ()) -> list[Audi
     location = Path(location)
     if location.is_dir():
         sources = _folder(location, classes)
-    elif location.is_file() and location.suffix.lower() in (".csv", ".jsonl"):
+    elif location.is_file() and location.suffix.lower() in MANIFEST_SUFFIXES:
         sources = _manifest(location, classes)
     elif location.is_file():
-        raise DataError(f"{location}: expected a folder of audio files or a .csv/.jsonl manifest")
+        raise DataError(f"{location}: expected a folder of audio files or a manifest ({', '.join(MANIFEST_SUFFIXES)})")
     else:
         raise DataError(f"{location}: no such folder or manifest")
     if not sources:
-        raise DataError(f"{location}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found")
+        raise DataError(f"{location}: no audio files found")
     return sources

@@ -73,7 +73,7 @@ def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360,
         loss.backward()
         opt.step()
         sched.step()
-        last_loss = float(loss)
+        last_loss = float(loss.detach())
         if step == 0:
             first_loss = last_loss
         if step % 20 == 0:

@@ -26,7 +26,7 @@ class ClassifierConfig:
     clip_seconds: float = 1.0
     n_fft: int = 1024
     hop: int = 480
-    n_mels: int = 32
+    n_mels: int = 64
     channels: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 32, 64])
     feature_dim: int = 128
 
