@@ -165,6 +165,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, unit="step", dynamic_ncols=True,
                    disable=not (dist.is_main and cfg.progress))
         window: dict[str, float] = {}
+        counts: dict[str, int] = {}
         window_steps, window_items, window_start = 0, 0, time.perf_counter()
         last_path, last_metrics = resumed, {}
         try:
@@ -175,8 +176,9 @@ class Trainer:
                 bar.update(1)
                 if result.ok:
                     self.bad_streak = 0
-                    for k, v in result.metrics.items():
+                    for k, v in result.metrics.items():   # a term may be absent on some steps (e.g. d_loss)
                         window[k] = window.get(k, 0.0) + float(v)
+                        counts[k] = counts.get(k, 0) + 1
                     window_steps += 1
                 else:
                     _restore_buffers(self.task.model, snapshot)
@@ -193,7 +195,7 @@ class Trainer:
                 done = self.step == cfg.steps
                 if (cfg.log_every and self.step % cfg.log_every == 0) or done:
                     elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    row = {k: v / max(window_steps, 1) for k, v in window.items()}
+                    row = {k: v / counts[k] for k, v in window.items()}
                     row = mean_over_ranks(row, dist.device)
                     row.update({"lr": self.task.lr(), "steps_per_s": window_steps / elapsed,
                                 f"{self.task.throughput_unit}_per_s": window_items * dist.world_size / elapsed,
@@ -202,7 +204,8 @@ class Trainer:
                     last_metrics = row
                     if "loss" in row:
                         bar.set_postfix(loss=f"{row['loss']:.4f}", bad=self.bad_total)
-                    window, window_steps, window_items, window_start = {}, 0, 0, time.perf_counter()
+                    window, counts, window_steps, window_items = {}, {}, 0, 0
+                    window_start = time.perf_counter()
                 is_best = False
                 if cfg.eval_every and (self.step % cfg.eval_every == 0 or done):
                     metrics = self.evaluate()
