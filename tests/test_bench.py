@@ -20,7 +20,7 @@ from nextscale.eval.bench_table import markdown
 
 RESULT_KEYS = {"depth", "ar_depth", "width", "heads", "model", "steps", "batch", "parameters", "decoder_parameters",
                "times_s", "median_s", "iqr_s", "min_s", "max_s", "clips_per_s", "rtf", "speedup_of_next_scale",
-               "peak_memory_bytes", "peak_memory_kind", "weight_bytes_per_step", "floor_s"}
+               "peak_memory_bytes", "peak_memory_kind", "weight_bytes_per_step", "floor_s", "load_average_1min"}
 
 
 def test_floor_closed_form():
@@ -79,12 +79,16 @@ def test_settings_are_validated():
 def tiny_report():
     settings = BenchSettings(depths=["tiny"], batch_sizes=[1], device="cpu", warmup=0, repeats=2, budget_s=0.0,
                              bandwidth=1e9, threads=1)
-    return run_benchmark(settings, progress=False)
+    partial: list[dict] = []
+    report = run_benchmark(settings, progress=False, on_setting=partial.append)
+    return report, partial
 
 
 def test_tiny_benchmark_json(tiny_report, tmp_path):
     from nextscale.eval.bench import write_json
 
+    tiny_report, partial = tiny_report
+    assert [len(p["results"]) for p in partial] == [1, 2, 3]     # saved after every setting
     report = json.loads(write_json(tiny_report, tmp_path / "r.json").read_text())   # JSON-clean
     assert report["schema_version"] == 1
     assert {"created", "machine", "versions", "settings", "results", "speedups"} <= set(report)

@@ -29,6 +29,7 @@ def bench(
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per setting (median and IQR reported)."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (compile, caches, allocator)."),
     budget: float = typer.Option(30.0, "--budget", help="Seconds per setting; slow settings get fewer repeats (>= 3)."),
+    min_repeats: int = typer.Option(3, "--min-repeats", min=1, help="The budget never trims repeats below this."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the per-step function (all models)."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture each whole generation in one CUDA graph."),
     models: str = typer.Option("next_scale,next_token_scale,next_token_rvq", "--models"),
@@ -51,12 +52,18 @@ def bench(
         depths=split_list(depths, "--depths"), batch_sizes=split_list(batch, "--batch", int), device=device,
         precision=precision, compile=compile, cuda_graph=cuda_graph, models=split_list(models, "--models"),
         cfg=cfg, top_k=top_k, top_p=top_p, seconds=seconds, warmup=warmup, repeats=repeats, budget_s=budget,
-        seed=seed, bandwidth=bandwidth * 1e9 if bandwidth else None, threads=threads, note=note)
-    report = run_benchmark(settings)
+        min_repeats=min_repeats, seed=seed, bandwidth=bandwidth * 1e9 if bandwidth else None, threads=threads,
+        note=note)
+
+    def json_file(report: dict) -> str:
+        return str(json_path).replace("{device}", report["settings"]["device"])
+
+    save_partial = None if json_path is None else (lambda partial: write_json(partial, json_file(partial)))
+    report = run_benchmark(settings, on_setting=save_partial)
     print_table(report)
     dev = report["settings"]["device"]
     if json_path is not None:
-        path = write_json(report, str(json_path).replace("{device}", dev))
+        path = write_json(report, json_file(report))
         typer.echo(f"wrote {path}")
     if markdown_path is not None:
         path = Path(str(markdown_path).replace("{device}", dev))

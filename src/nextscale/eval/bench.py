@@ -7,7 +7,7 @@ with random weights: `next_scale` (AAR, K = 16 steps), `next_token_scale` (SAT c
 `nextscale.ar.fast.FastGenerator` with the same options (eager / --compile / --cuda-graph), the same
 sampling (CFG on, top-k 200, top-p 0.95) and a SAT decoder of the same architecture, so the ratio
 is honest. Method: warm-up calls, synchronised timing, median and IQR of repeats (a per-setting
-time budget trims repeats of slow settings, never below 3).
+time budget trims repeats of slow settings, never below `min_repeats`, default 3).
 
 JSON schema (`schema_version` 1), written by `write_json`:
     schema_version  1
@@ -17,7 +17,7 @@ JSON schema (`schema_version` 1), written by `write_json`:
     versions        nextscale, torch, cuda, cudnn, python
     settings        BenchSettings as a dict (depths, batch_sizes, device, precision, compile,
                     cuda_graph, cfg, top_k, top_p, temperature, seconds, rvq_levels, warmup, repeats,
-                    budget_s, seed, bandwidth, threads, models, note)
+                    budget_s, min_repeats, seed, bandwidth, threads, models, note)
     results         one object per (depth, batch, model):
         depth, ar_depth, width, heads, model, steps, batch, parameters (AR model),
         decoder_parameters, times_s (every timed repeat), median_s, iqr_s, min_s, max_s,
@@ -25,15 +25,17 @@ JSON schema (`schema_version` 1), written by `write_json`:
         of audio, < 1 is faster than real time), speedup_of_next_scale (this row's median over the
         next-scale median at the same depth and batch; 1.0 for next_scale itself),
         peak_memory_bytes, peak_memory_kind ("cuda_max_allocated" | "cpu_peak_rss"),
-        weight_bytes_per_step, floor_s (weight_bytes_per_step × steps ÷ bandwidth, null if unknown)
+        weight_bytes_per_step, floor_s (weight_bytes_per_step × steps ÷ bandwidth, null if unknown),
+        load_average_1min (the machine's 1-minute load when the setting started: contention shows here)
     speedups        [{depth, batch, baseline, speedup}] next-scale over each baseline
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -46,8 +48,10 @@ MODEL_LABELS = {"next_scale": "next-scale (AAR)", "next_token_scale": "next-toke
                 "next_token_rvq": "next-token, RVQ order"}
 # Depth presets: "tiny" is the test-sized model; a number d is the paper's family (width 64·d, d heads).
 TINY_AR = dict(depth=2, width=64, heads=2)
+# SATs with random weights, 16 quadratic scales (455 tokens) and V = 1024 at every depth, so step
+# counts and the sampler's vocabulary match the paper; only the decoder's size changes.
 TINY_SAT = dict(n_filters=8, dimension=32, latent_dim=8, lstm_layers=1)
-PAPER_SAT: dict[str, Any] = {}     # SATConfig defaults are the published SAT
+PAPER_SAT = dict(dimension=128, latent_dim=128)    # configs/sat-paper-d128.yaml: what AAR is trained on
 COND_DIM = 512                      # CLAP-sized condition vectors, as in the paper
 
 
@@ -69,6 +73,7 @@ class BenchSettings:
     warmup: int = 1
     repeats: int = 5
     budget_s: float = 30.0
+    min_repeats: int = 3              # the budget never trims below this
     seed: int = 0
     bandwidth: float | None = None   # bytes/s; overrides the table of known GPUs (e.g. for a CPU)
     threads: int = 0                  # CPU threads for torch (0: torch's default)
@@ -85,8 +90,8 @@ class BenchSettings:
             raise ConfigError(f"bench.models: unknown {unknown}; choose from {', '.join(MODELS)}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"bench.precision: expected fp32 or bf16, got {self.precision!r}")
-        if self.repeats < 1 or self.warmup < 0:
-            raise ConfigError("bench.repeats must be >= 1 and bench.warmup >= 0")
+        if self.repeats < 1 or self.warmup < 0 or self.min_repeats < 1:
+            raise ConfigError("bench.repeats and bench.min_repeats must be >= 1, bench.warmup >= 0")
         if self.cuda_graph and self.device != "cuda":
             raise ConfigError("bench.cuda_graph: CUDA graphs need --device cuda")
         if self.threads < 0:
@@ -165,9 +170,11 @@ def time_contender(c: Contender, batch: int, settings: BenchSettings, device: to
     def clip() -> torch.Tensor:
         return c.sat.decode(c.fast(cond, g))
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None   # how shared the machine was
     memory = PeakMemory(device)
     memory.reset()
-    times = time_repeats(clip, device, settings.warmup, settings.repeats, settings.budget_s)
+    times = time_repeats(clip, device, settings.warmup, settings.repeats, settings.budget_s,
+                         min(settings.min_repeats, settings.repeats))
     peak = memory.read()
     summary = summarize(times)
     median = summary["median_s"]
@@ -177,7 +184,7 @@ def time_contender(c: Contender, batch: int, settings: BenchSettings, device: to
                 heads=cfg.heads, parameters=c.parameters, decoder_parameters=sum(p.numel() for p in c.sat.parameters()),
                 times_s=times, **summary, clips_per_s=batch / median, rtf=median / (batch * settings.seconds),
                 peak_memory_bytes=peak, peak_memory_kind=memory.kind, weight_bytes_per_step=c.weight_bytes_per_step,
-                floor_s=floor_seconds(c.weight_bytes_per_step, c.fast.steps, bandwidth))
+                floor_s=floor_seconds(c.weight_bytes_per_step, c.fast.steps, bandwidth), load_average_1min=load)
 
 
 def add_speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -193,8 +200,25 @@ def add_speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return speedups
 
 
-def run_benchmark(settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
-    """Run every (depth, batch, model) setting; returns the JSON-ready report."""
+def make_report(settings: BenchSettings, device: torch.device, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-ready report for the rows measured so far."""
+    speedups = add_speedups(results)
+    machine = machine_info(device)
+    machine["torch_threads"] = settings.threads or machine["torch_threads"]
+    return dict(schema_version=1, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                machine=machine, versions=versions(), settings=dataclasses.asdict(settings),
+                results=results, speedups=speedups)
+
+
+def run_benchmark(settings: BenchSettings, progress: bool = True,
+                  on_setting: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every (depth, batch, model) setting; returns the JSON-ready report.
+
+    `on_setting` gets the partial report after each setting (the CLI saves it, so a long run that
+    is interrupted keeps what it measured).
+    """
+    from tqdm import tqdm
+
     from ..runtime import resolve_device
 
     device = resolve_device(settings.device)
@@ -202,33 +226,23 @@ def run_benchmark(settings: BenchSettings, progress: bool = True) -> dict[str, A
     threads_before = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    try:
-        results = _run_settings(settings, device, progress)
-    finally:
-        torch.set_num_threads(threads_before)
-    speedups = add_speedups(results)
-    machine = machine_info(device)
-    machine["torch_threads"] = settings.threads or threads_before
-    return dict(schema_version=1, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                machine=machine, versions=versions(), settings=dataclasses.asdict(settings),
-                results=results, speedups=speedups)
-
-
-def _run_settings(settings: BenchSettings, device: torch.device, progress: bool) -> list[dict[str, Any]]:
-    from tqdm import tqdm
-
     total = len(settings.depths) * len(settings.batch_sizes) * len(settings.models)
     results: list[dict[str, Any]] = []
-    with tqdm(total=total, desc="bench", disable=not progress, unit="setting") as bar:
-        for depth in settings.depths:
-            contenders = build_contenders(depth, settings, device)
-            for batch in settings.batch_sizes:
-                for c in contenders:
-                    bar.set_postfix_str(f"depth {depth} batch {batch} {c.name}")
-                    results.append(dict(depth=depth, **time_contender(c, batch, settings, device)))
-                    bar.update()
-            del contenders
-    return results
+    try:
+        with tqdm(total=total, desc="bench", disable=not progress, unit="setting") as bar:
+            for depth in settings.depths:
+                contenders = build_contenders(depth, settings, device)
+                for batch in settings.batch_sizes:
+                    for c in contenders:
+                        bar.set_postfix_str(f"depth {depth} batch {batch} {c.name}")
+                        results.append(dict(depth=depth, **time_contender(c, batch, settings, device)))
+                        bar.update()
+                        if on_setting is not None:
+                            on_setting(make_report(settings, device, list(results)))
+                del contenders
+        return make_report(settings, device, results)
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:

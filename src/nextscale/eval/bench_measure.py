@@ -84,14 +84,14 @@ def time_call(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def time_repeats(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int,
-                 budget_s: float | None = None) -> list[float]:
-    """Warm up, then time up to `repeats` calls; a time budget trims repeats of slow settings (min 3)."""
+                 budget_s: float | None = None, min_repeats: int = 3) -> list[float]:
+    """Warm up, then time up to `repeats` calls; a time budget trims repeats of slow settings."""
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = [time_call(fn, device)]
     if budget_s is not None and times[0] > 0:
-        repeats = min(repeats, max(3, int(budget_s / times[0])))
+        repeats = min(repeats, max(min_repeats, int(budget_s / times[0])))
     while len(times) < repeats:
         times.append(time_call(fn, device))
     return times

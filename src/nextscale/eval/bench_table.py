@@ -30,7 +30,8 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
     for r in report["results"]:
         ratio = r.get("speedup_of_next_scale")
         speedup = "—" if r["model"] == "next_scale" or ratio is None else f"{ratio:.1f}×"
-        time = f"{_ms(r['median_s'])} ± {_ms(r['iqr_s'])}"
+        n = len(r["times_s"])
+        time = f"{_ms(r['median_s'])} ± {_ms(r['iqr_s'])}" if n > 1 else f"{_ms(r['median_s'])} (1 run)"
         out.append([str(r["depth"]), _params(r["parameters"]), MODEL_LABELS.get(r["model"], r["model"]),
                     str(r["steps"]), str(r["batch"]), time, f"{r['clips_per_s']:.2f}", f"{r['rtf']:.3f}",
                     speedup, _bytes(r["peak_memory_bytes"]), _ms(r["floor_s"])])
@@ -47,6 +48,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
              f"transformer + sampling + SAT decoder; conditioner excluded; random weights"]
     if m["memory_bandwidth_bytes_per_s"] is None and not s.get("bandwidth"):
         lines.append("floor: memory bandwidth of this device unknown (CPU or unlisted GPU); pass --bandwidth")
+    loads = [r["load_average_1min"] for r in report["results"] if r.get("load_average_1min") is not None]
+    if loads:
+        lines.append(f"1-min load average during the run: {min(loads):.1f}–{max(loads):.1f} "
+                     f"on {m['cpu_cores_usable']} usable cores")
     if s.get("note"):
         lines.append(f"note: {s['note']}")
     return lines
