@@ -188,6 +188,16 @@ def test_build_dataset_splits_files_disjointly_and_stably(tmp_path):
     assert len(build_dataset(DataConfig(source="folder", path=str(tmp_path), heldout_fraction=0.25), "heldout")) == 5
 
 
+def test_split_keeps_both_sides_non_empty_for_tiny_datasets():
+    from nextscale.data.entries import Entry, split_entries
+
+    entries = [Entry(path=f"/x/{i}.wav", key=f"{i}.wav") for i in range(4)]
+    assert len(split_entries(entries, "heldout", heldout_fraction=0.1)) == 1  # rounds up to one file
+    assert len(split_entries(entries, "train", heldout_n=10)) == 1  # never all of them
+    with pytest.raises(DataError, match="held-out split is empty"):
+        split_entries(entries[:1], "heldout", heldout_fraction=0.5)
+
+
 def test_build_dataset_synth_heldout_comes_from_another_seed():
     cfg = DataConfig(n=24, seed=0, heldout_n=12)
     train, heldout = build_dataset(cfg, "train"), build_dataset(cfg, "heldout")

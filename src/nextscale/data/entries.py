@@ -56,7 +56,8 @@ def split_entries(entries: Sequence[Entry], split: str, heldout_fraction: float 
         raise DataError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
     if split == "all":
         return list(entries)
-    count = heldout_n if heldout_n > 0 else int(round(heldout_fraction * len(entries)))
+    count = heldout_n if heldout_n > 0 else (max(1, round(heldout_fraction * len(entries))) if heldout_fraction > 0 else 0)
+    count = min(count, len(entries) - 1)  # the training split always keeps at least one file
     ranked = sorted(range(len(entries)), key=lambda i: hashlib.sha1(entries[i].key.encode()).hexdigest())
     heldout = set(ranked[:count])
     if split == "heldout":

@@ -205,7 +205,9 @@ def fm_bell(rng: Rng, canvas: Canvas) -> tuple[np.ndarray, str]:
     tau = rng.uniform(0.18, 0.6)
     onsets = _hits(rng, canvas, 3, (0.25, 0.45), tail=0.2)
     amp = decays(canvas, onsets, tau)
-    index = rng.uniform(2.0, 6.0) * decays(canvas, onsets, tau * 0.5)
+    # Carson's rule: sidebands reach about carrier + (index + 1)·modulator; keep them below Nyquist
+    alias_free = (0.45 * canvas.sample_rate - carrier) / (carrier * ratio) - 1.0
+    index = min(rng.uniform(2.0, 6.0), max(0.5, alias_free)) * decays(canvas, onsets, tau * 0.5)
     modulator = oscillate(phase(carrier * ratio, canvas))
     wave = oscillate(phase(carrier, canvas) + index * modulator / (2 * np.pi)) * amp
     return wave, f"a {register(carrier).replace('-pitched', '')} bell struck {COUNTS[len(onsets)]}"
