@@ -1,8 +1,10 @@
-"""Log-mel features (HTK mel scale) and the `mel` backend: log-mel frame statistics, no weights.
+"""VGGish's mel filterbank and the `mel` backend: log-mel frame statistics, no weights.
 
-The filterbank follows the VGGish construction (triangles spaced evenly on the HTK mel scale,
-evaluated at the FFT bin centres, DC bin zeroed) so one function serves VGGish's exact front-end,
-the synth classifier and the reconstruction metrics.
+`mel_filterbank` is VGGish's construction (triangles evenly spaced *in mel*, evaluated at the FFT
+bin centres' mel values, DC bin zeroed), which differs slightly from the Hz-interpolated triangles
+of `nextscale.tokenizer.mel`; VGGish needs its own to be exact. Everything else in evaluation (this
+backend, the synth classifier, the reconstruction metrics) uses the tokenizer's `log_mel_spectrogram`,
+re-exported here as `log_mel`.
 The `mel` backend is a smoke check only: it needs no download but says little about perceptual
 quality, and every table that shows it says so.
 """
@@ -13,6 +15,7 @@ import math
 
 import torch
 
+from ...tokenizer.mel import log_mel_spectrogram as log_mel
 from .base import EmbeddingBackend
 
 
@@ -36,20 +39,6 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
     weights[0, :] = 0.0
     return weights
-
-
-def log_mel(wav: torch.Tensor, sample_rate: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 64,
-            fmin: float = 0.0, fmax: float | None = None, floor: float = 1e-5) -> torch.Tensor:
-    """(..., S) audio → (..., n_mels, frames) natural-log mel magnitude (centred, reflect-padded STFT)."""
-    shape = wav.shape[:-1]
-    x = wav.reshape(-1, wav.shape[-1]).float()
-    if x.shape[-1] <= n_fft // 2:  # reflect padding needs more samples than half a window
-        x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - x.shape[-1]))
-    window = torch.hann_window(n_fft, device=x.device)
-    spec = torch.stft(x, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True).abs()
-    fb = mel_filterbank(sample_rate, n_fft, n_mels, float(fmin), float(fmax or sample_rate / 2)).to(x.device, x.dtype)
-    mel = torch.einsum("bft,fm->bmt", spec, fb)
-    return torch.log(mel.clamp_min(floor)).reshape(*shape, n_mels, -1)
 
 
 class MelStats(EmbeddingBackend):
