@@ -26,7 +26,7 @@ def _rank_prefixed(fn):
             return fn(*args, **kwargs)
         except NextscaleError as e:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                e.args = (f"[rank {os.environ.get('RANK', '?')}] {e}",)
+                e.args = (f"rank {os.environ.get('RANK', '?')}: {e}",)
             raise
 
     return wrapper

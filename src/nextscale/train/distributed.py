@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import os
 from typing import Any
 
@@ -96,11 +97,18 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def wrap_ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    """DistributedDataParallel around `module` when running on several ranks, else the module itself."""
+def wrap_ddp(module: torch.nn.Module, info: DistInfo, find_unused_parameters: bool = True) -> torch.nn.Module:
+    """DistributedDataParallel around `module` when running on several ranks, else the module itself.
+
+    Unused parameters are looked for by default: e.g. the AR null-condition embedding gets no
+    gradient in a step where condition dropout drops nothing.
+    """
     if not info.distributed or not any(p.requires_grad for p in module.parameters()):
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    # Buffers (EMA codebooks) are kept in sync by their own all-reduces, not re-broadcast every forward.
+    sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(
+        DistributedDataParallel.__init__).parameters else {"broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters, **sync)
