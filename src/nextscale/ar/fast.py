@@ -7,7 +7,7 @@ cache, output buffers) and a per-scale / per-token `_step` that never reads a te
 - wrap the step with `torch.compile` (`compile=True`): AAR compiles one graph per scale (shapes
   differ per scale); the next-token step runs in its static form (whole-cache attention with a causal
   row mask) and gets its CFG weight as a 0-d tensor, so it compiles to a couple of graphs instead
-  of one per position. The sampler's draw from a `torch.Generator` is not traceable by dynamo: the
+  of one per position. Eager next-token steps attend to the filled prefix only, its fastest form. The sampler's draw from a `torch.Generator` is not traceable by dynamo: the
   step compiles as a graph before and after the draw, and the tokens equal eager ones bit for bit;
 - capture the whole generation — setup, every step, sampling — as one CUDA graph (`cuda_graph=True`),
   replayed for each new condition copied into a static buffer. Random numbers stay reproducible: the
@@ -47,11 +47,16 @@ class _ScaleLoop:
 
 
 class _TokenLoop:
-    """Next-token baseline: L steps in the static form; codes are read from the state's buffer."""
+    """Next-token baseline: L steps; codes are read from the state's buffer.
 
-    def __init__(self, model: nn.Module, quantizer: Any, cfg: float):
+    Eager steps attend to the filled prefix only (the cheapest honest baseline); compiled or
+    graph-captured steps use the static form (whole cache, causal row mask) so every step has
+    the same shapes.
+    """
+
+    def __init__(self, model: nn.Module, quantizer: Any, cfg: float, static: bool = False):
         K = len(model.config.scales)
-        self.model, self.quantizer = model, quantizer
+        self.model, self.quantizer, self.static = model, quantizer, static
         levels = model.levels.tolist()                 # once, before any timed or captured loop
         self.plan = [(i, guidance_weight(cfg, lvl, K)) for i, lvl in enumerate(levels)]
 
@@ -60,19 +65,19 @@ class _TokenLoop:
 
     def step(self, state: Any, i: int, t: Any, top_k: int, top_p: float, temperature: float,
              generator: torch.Generator | None) -> Tensor:
-        return self.model._step(state, i, t, top_k, top_p, temperature, generator, True)[0]
+        return self.model._step(state, i, t, top_k, top_p, temperature, generator, self.static)[0]
 
     def codes(self, state: Any, outputs: list[Tensor]) -> list[Tensor]:
         return self.model.unflatten(state.out)
 
 
-def generation_loop(model: nn.Module, quantizer: Any, cfg: float) -> _ScaleLoop | _TokenLoop:
-    """The step driver for a model kind ('aar' or 'next_token')."""
+def generation_loop(model: nn.Module, quantizer: Any, cfg: float, static: bool = False) -> _ScaleLoop | _TokenLoop:
+    """The step driver for a model kind ('aar' or 'next_token'); `static`: same shapes every step."""
     kind = getattr(model, "kind", None)
     if kind == "aar":
         return _ScaleLoop(model, quantizer, cfg)
     if kind == "next_token":
-        return _TokenLoop(model, quantizer, cfg)
+        return _TokenLoop(model, quantizer, cfg, static)
     raise ConfigError(f"fast generation: unsupported model kind {kind!r} (expected 'aar' or 'next_token')")
 
 
@@ -100,7 +105,7 @@ class FastGenerator:
     def __init__(self, model: nn.Module, quantizer: Any, *, cfg: float = 4.0, top_k: int = 200,
                  top_p: float = 0.95, temperature: float = 1.0, compile: bool = False,
                  cuda_graph: bool = False, backend: str = "inductor", mode: str | None = None):
-        self.loop = generation_loop(model, quantizer, cfg)
+        self.loop = generation_loop(model, quantizer, cfg, static=compile or cuda_graph)
         self.model = model
         self.guided = cfg != 0
         self.sampling = (top_k, top_p, temperature)
