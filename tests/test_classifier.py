@@ -58,6 +58,13 @@ def test_classifier_reaches_accuracy_and_reloads(trained):
     assert feats.shape == (3, model.config.feature_dim)
     with torch.no_grad():
         torch.testing.assert_close(backend.probabilities(feats), torch.softmax(model(wav), -1))
+    # robust to a noise floor (-60 dB) such as generated audio may have
+    from nextscale.eval.train_classifier import render_corpus
+
+    audio, labels, _ = render_corpus(96, 5, "", progress=False)
+    with torch.no_grad():
+        noisy = model(audio + 1e-3 * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))).argmax(-1)
+    assert float((noisy == labels).float().mean()) >= 0.9
 
 
 def test_fad_real_vs_real_is_below_real_vs_noise(trained, tmp_path):

@@ -7,6 +7,7 @@ and stored in the checkpoint's metadata.
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ def accuracy(model: SynthClassifier, mels: torch.Tensor, labels: torch.Tensor) -
     return float((predictions == labels).float().mean())
 
 
+def _add_noise_floor(batch: torch.Tensor, noise_mels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mix white noise of random level (−80 … −30 dB re full scale) into half the clips, in the log-mel
+    domain (log(e^a + e^b)), so generated audio with a noise floor is still classified by its content."""
+    b = batch.shape[0]
+    pick = torch.randint(0, noise_mels.shape[0], (b,), generator=generator)
+    level = torch.empty(b, 1, 1, 1).uniform_(math.log(1e-4), math.log(3e-2), generator=generator)
+    noisy = torch.logaddexp(batch, noise_mels[pick.to(batch.device)] + level.to(batch.device))
+    keep = (torch.rand(b, 1, 1, 1, generator=generator) < 0.5).to(batch.device)
+    return torch.where(keep, batch, noisy)
+
+
 def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360, steps: int = 500,
                      batch_size: int = 32, lr: float = 3e-3, seed: int = 0, device: str = "auto",
                      channels: tuple[int, ...] = (8, 16, 32, 64), feature_dim: int = 128,
@@ -57,6 +69,7 @@ def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360,
     model = SynthClassifier(config).to(dev)
     mels, held_mels = _mels(model, audio, dev), _mels(model, held_audio, dev)
     labels_dev = labels.to(dev)
+    noise_mels = _mels(model, torch.randn(64, 1, audio.shape[-1], generator=torch.Generator().manual_seed(seed)), dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     generator = torch.Generator().manual_seed(seed)
@@ -68,6 +81,7 @@ def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360,
         gain = (torch.rand(batch_size, 1, 1, 1, generator=generator) * 3.0 - 1.5).to(dev)  # ±13 dB
         shift = int(torch.randint(-8, 9, (1,), generator=generator))
         batch = torch.roll(mels[idx.to(dev)], shifts=shift, dims=-1) + gain
+        batch = _add_noise_floor(batch, noise_mels, generator)
         loss = torch.nn.functional.cross_entropy(model.head(model.features_from_mel(batch)), labels_dev[idx.to(dev)])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,6 +8,7 @@ as a model directory (config.json + model.safetensors) through `Pretrained`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import torch
@@ -29,12 +30,15 @@ class ClassifierConfig:
     n_mels: int = 64
     channels: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 32, 64])
     feature_dim: int = 128
+    log_floor: float = 1e-2  # mel magnitudes below this are one value: ~80 dB under a loud tone, far above 16-bit noise
 
     def __post_init__(self):
         if len(self.classes) < 2:
             raise ConfigError(f"classes: a classifier needs at least 2 class names, got {self.classes!r}")
         if self.n_mels % (2 ** len(self.channels)):
             raise ConfigError(f"n_mels: {self.n_mels} must be divisible by 2**len(channels) = {2 ** len(self.channels)}")
+        if self.log_floor <= 0:
+            raise ConfigError(f"log_floor: must be > 0, got {self.log_floor}")
         if self.clip_seconds <= 0 or self.sample_rate <= 0:
             raise ConfigError("clip_seconds and sample_rate must be positive")
 
@@ -77,7 +81,12 @@ class SynthClassifier(Pretrained, nn.Module):
         return log_mel(wav[:, 0], c.sample_rate, c.n_fft, c.hop, c.n_mels)[:, None]
 
     def features_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """Penultimate activations (B, feature_dim) from log-mels; this is what FAD uses."""
+        """Penultimate activations (B, feature_dim) from log-mels; this is what FAD uses.
+
+        The floor is applied here, not in `log_mel`, so a gain augmentation added to the log-mel
+        meets the same floor a quieter recording would: digital silence and 16-bit dither look alike.
+        """
+        mel = mel.clamp_min(math.log(self.config.log_floor))
         x = self.conv(mel).mean(dim=-1)  # (B, C, F'): average over time, keep frequency
         return self.project(x.flatten(1))
 
