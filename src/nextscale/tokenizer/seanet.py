@@ -27,6 +27,23 @@ def reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     return x[..., : x.shape[-1] - extra]
 
 
+def variance_preserving(conv: nn.Conv1d | nn.ConvTranspose1d) -> nn.Conv1d | nn.ConvTranspose1d:
+    """Zero bias and N(0, 1/fan_in) weights, so the signal neither vanishes nor explodes through ~20 layers.
+
+    PyTorch's default init shrinks the variance ~3x per conv and draws biases of ±1/sqrt(fan_in):
+    at SEANet depth the output ends up set by biases alone (identical for every input, ~1e-7
+    apart), and a small model trained on CPU collapses to near-silence before it learns anything.
+    Initialisation only: loaded checkpoints are unaffected.
+    """
+    weight = conv.weight
+    fan_in = weight.shape[1] * weight.shape[2]
+    if isinstance(conv, nn.ConvTranspose1d):   # (cin, cout, k): each output sample sees cin * k / stride inputs
+        fan_in = weight.shape[0] * max(1, weight.shape[2] // conv.stride[0])
+    nn.init.normal_(weight, 0.0, fan_in ** -0.5)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 class Conv(nn.Module):
     """Weight-normalised Conv1d with 'same'-style reflect padding for any stride.
 
@@ -36,7 +53,7 @@ class Conv(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, dilation: int = 1):
         super().__init__()
-        self.conv = weight_norm(nn.Conv1d(cin, cout, kernel_size, stride=stride, dilation=dilation))
+        self.conv = weight_norm(variance_preserving(nn.Conv1d(cin, cout, kernel_size, stride=stride, dilation=dilation)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
@@ -55,7 +72,7 @@ class ConvTranspose(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel_size: int, stride: int):
         super().__init__()
-        self.convtr = weight_norm(nn.ConvTranspose1d(cin, cout, kernel_size, stride=stride))
+        self.convtr = weight_norm(variance_preserving(nn.ConvTranspose1d(cin, cout, kernel_size, stride=stride)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.convtr(x)
@@ -85,6 +102,9 @@ class LSTM(nn.Module):
     def __init__(self, dim: int, num_layers: int = 2):
         super().__init__()
         self.lstm = nn.LSTM(dim, dim, num_layers)
+        for name, param in self.lstm.named_parameters():
+            if name.startswith("bias"):     # a bias-driven output would swamp the skip's signal at init
+                nn.init.zeros_(param)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = x.permute(2, 0, 1)

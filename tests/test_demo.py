@@ -1,0 +1,112 @@
+"""`nextscale demo` end to end at the `smoke` size: every artefact, finite metrics, resumable stages,
+and the step a user takes next (their own manifest, with a corrupt file in it, through the demo's SAT)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from nextscale import demo as demo_module
+from nextscale.cli import app
+from nextscale.demo import STAGES, Demo
+from nextscale.data.entries import DataWarning
+from nextscale.errors import NextscaleError
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_smoke_demo_writes_every_artefact(smoke):
+    out, printed = smoke
+    for stage in STAGES:
+        assert (out / "stages" / f"{stage}.json").is_file(), stage
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "report" / "index.html").is_file() and "report" in printed and "class accuracy" in printed
+    classes = summary["classes"]
+    assert classes == 12 and summary["class_accuracy"]["chance"] == pytest.approx(1 / 12)
+    for key in ("generated", "real_heldout", "random_tokens"):
+        assert 0.0 <= summary["class_accuracy"][key] <= 1.0
+    assert all(_finite(v) for v in summary["fad_synth"].values())
+    assert all(_finite(v) for v in summary["reconstruction"].values())
+    assert {"next_scale", "next_token_scale", "next_token_rvq"} <= set(summary["speed"])
+    assert summary["speed"]["next_scale"]["steps"] < summary["speed"]["next_token_scale"]["steps"]
+    # audio: one generated clip per class (smoke: 1 sample each), random-token floor, previews, curves
+    generated = sorted((out / "samples" / "generated").glob("*.wav"))
+    assert len(generated) == classes
+    audio, rate = sf.read(generated[0])
+    assert rate == 24000 and audio.shape == (24000,) and np.isfinite(audio).all()
+    assert len(list((out / "samples" / "random").glob("*.wav"))) == classes
+    assert len(list((out / "samples" / "previews").glob("*.png"))) == classes
+    assert (out / "ar" / "pipeline" / "pipeline.json").is_file() and (out / "tokens" / "index.json").is_file()
+    html = (out / "report" / "index.html").read_text()
+    assert "<audio" in html and "<img" in html
+
+
+def test_rerun_reuses_every_finished_stage(smoke, monkeypatch):
+    out, _ = smoke
+    before = json.loads((out / "summary.json").read_text())
+
+    def must_not_run(demo):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(demo_module, "STAGE_FUNCTIONS", {name: must_not_run for name in STAGES})
+    log: list[str] = []
+    summary = Demo(out, "smoke", "cpu", progress=False, log=log.append).run()
+    assert sum("already done" in line for line in log) == len(STAGES)
+    assert summary["class_accuracy"] == before["class_accuracy"]
+
+
+def test_a_lost_stage_is_the_only_one_redone(smoke, monkeypatch):
+    out, _ = smoke
+    (out / "stages" / "evaluate.json").unlink()   # as if interrupted during evaluation
+    ran: list[str] = []
+    real = dict(demo_module.STAGE_FUNCTIONS)
+
+    def tracking(name):
+        def run(demo):
+            ran.append(name)
+            return real[name](demo)
+        return run
+
+    monkeypatch.setattr(demo_module, "STAGE_FUNCTIONS", {name: tracking(name) for name in STAGES})
+    Demo(out, "smoke", "cpu", progress=False, log=lambda _: None).run()
+    assert ran == ["evaluate"] and (out / "stages" / "evaluate.json").is_file()
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(NextscaleError, match="demo preset 'huge': unknown; choose one of default, quick, smoke"):
+        Demo("unused", "huge")
+
+
+def test_own_manifest_with_a_corrupt_file_is_reported_and_skipped(smoke, tmp_path):
+    """README's next step: cache tokens of your own audio with the demo's SAT; a bad file is named, not zeroed."""
+    out, _ = smoke
+    t = np.arange(24000) / 24000
+    rows = []
+    for i, freq in enumerate((220, 330, 440)):
+        sf.write(tmp_path / f"tone{i}.wav", 0.3 * np.sin(2 * np.pi * freq * t), 24000)
+        rows.append({"path": f"tone{i}.wav", "labels": ["tone"]})
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    rows.append({"path": "broken.wav", "labels": ["tone"]})
+    manifest = tmp_path / "mine.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(DataWarning, match=r"broken\.wav: .*not a readable audio file"):
+        result = CliRunner().invoke(app, ["cache-tokens", "--tokenizer", str(out / "tokenizer" / "tokenizer"),
+                                          "--out", str(tmp_path / "tokens"), "--device", "cpu", "--split", "all",
+                                          "--set", "data.source=manifest", "--set", f"data.path={manifest}"])
+    assert result.exit_code == 0, result.output
+    index = json.loads((tmp_path / "tokens" / "index.json").read_text())
+    assert index["count"] == 3 and index["complete"]
