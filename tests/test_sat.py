@@ -122,3 +122,21 @@ def test_unknown_key_and_bad_audio_are_rejected():
         sat.encode(torch.randn(2, 2400))
     with pytest.raises(ConfigError, match="gives 10 latent frames"):
         sat.encode(torch.randn(1, 1, 3200))
+
+
+def test_fresh_seanet_passes_the_input_through():
+    """At init the decoder's output must depend on its input: with PyTorch's default conv init the
+    signal shrinks ~3x per layer and biases dominate, so every input gave the same audio (1e-7 apart)
+    and a small SAT trained on CPU collapsed to silence."""
+    from nextscale.demo import SAT_MODEL
+
+    torch.manual_seed(0)
+    sat = SAT.from_config(SAT_MODEL)
+    t = torch.arange(sat.clip_samples) / sat.sample_rate
+    wav = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (110.0, 440.0, 1760.0, 3520.0)])[:, None]
+    with torch.no_grad():
+        latent = sat.encoder(wav)
+        audio = sat.decoder(latent)
+    spread = lambda x: float((x - x.mean(0)).pow(2).mean().sqrt() / x.pow(2).mean().sqrt())  # noqa: E731
+    assert spread(latent) > 0.3 and spread(audio) > 0.1
+    assert 0.01 < float(audio.pow(2).mean().sqrt()) < 10.0     # neither vanished nor exploded
