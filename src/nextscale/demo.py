@@ -51,7 +51,7 @@ class DemoPreset:
 PRESETS = {
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1300, sat_batch=8, ar_steps=1200,
                           ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
-    "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=250, sat_batch=8, ar_steps=400, ar_batch=32,
+    "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=190, sat_batch=8, ar_steps=300, ar_batch=32,
                         classifier_steps=200, classifier_n=480, samples_per_class=4,
                         ar_model={"depth": 2, "width": 96, "heads": 2}),
     "smoke": DemoPreset("smoke", n_train=48, n_heldout=24, sat_steps=4, sat_batch=4, ar_steps=4, ar_batch=8,
