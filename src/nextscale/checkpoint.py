@@ -98,6 +98,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=False).encode("utf-8"))
 
 
+def read_json(path: str | Path, error: type[Exception]) -> Any:
+    """Parse a JSON file; a file that is not JSON (or not UTF-8) raises `error` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+
+
 def write_model_files(directory: Path, kind: str, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
                       metadata: Mapping[str, Any] | None = None) -> None:
     """Write config.json + model.safetensors into an (already temporary) directory."""
@@ -139,10 +148,7 @@ def read_model_files(path_or_id: str | Path, expected_kind: str | Sequence[str] 
     for p in (cfg_path, weights_path):
         if not p.is_file():
             raise CheckpointError(f"{directory}: incomplete checkpoint, {p.name} is missing")
-    try:
-        header = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from None
+    header = read_json(cfg_path, CheckpointError)
     if not isinstance(header, dict) or "kind" not in header or "config" not in header:
         raise CheckpointError(f"{cfg_path}: not a nextscale checkpoint (no 'kind'/'config' fields)")
     version = header.get("format_version", 0)

@@ -18,7 +18,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
-from .checkpoint import CONFIG_NAME, FORMAT_VERSION, atomic_directory, atomic_write_json, resolve_model_dir
+from .checkpoint import CONFIG_NAME, FORMAT_VERSION, atomic_directory, atomic_write_json, read_json, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
 from .runtime import autocast
 
@@ -207,10 +207,7 @@ def read_pipeline_manifest(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{directory}: not a pipeline directory ({PIPELINE_FILE} missing; a lone model "
                               "directory loads with SAT/AAR.from_pretrained)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    manifest = read_json(path, CheckpointError)
     if not isinstance(manifest, dict) or manifest.get("kind") != "pipeline" or "conditioner" not in manifest:
         raise CheckpointError(f"{path}: expected {{'kind': 'pipeline', 'conditioner': {{...}}}}")
     version = manifest.get("format_version", 0)

@@ -11,11 +11,11 @@ A manifest row's label is its first label that is a class name (else its first l
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..checkpoint import read_json
 from ..data.datasets import folder_entries
 from ..data.entries import report
 from ..data.manifest import MANIFEST_SUFFIXES, read_manifest
@@ -45,10 +45,7 @@ def _read_labels_json(directory: Path) -> dict[str, dict]:
     path = directory / LABELS_FILE
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
+    data = read_json(path, DataError)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected an object mapping file names to a label or {{label, caption}}")
     out = {}

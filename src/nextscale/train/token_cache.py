@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..checkpoint import WEIGHTS_NAME, atomic_write_json
+from ..checkpoint import WEIGHTS_NAME, atomic_write_json, read_json
 from ..errors import DataError
 
 INDEX_NAME = "index.json"
@@ -146,10 +146,7 @@ def read_index(directory: str | Path) -> dict[str, Any]:
     path = directory / INDEX_NAME
     if not path.is_file():
         raise DataError(f"{directory}: not a token cache ({INDEX_NAME} missing); make one with nextscale cache-tokens")
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
+    index = read_json(path, DataError)
     if index.get("kind") != "token_cache":
         raise DataError(f"{path}: not a token cache index")
     if index.get("format_version", 0) > FORMAT_VERSION:
