@@ -244,28 +244,12 @@ def stage_generate(demo: Demo) -> dict[str, Any]:
         save_audio(rand_dir / name, wav.cpu(), pipe.sample_rate)
         rand_labels[name] = prompt
     (rand_dir / "labels.json").write_text(json.dumps(rand_labels, indent=1))
-    recon_dir = _write_reconstructions(demo, sat)
+    from .eval.recon_run import write_reconstructions
+
+    recon_dir = write_reconstructions(sat, demo.results["corpus"]["heldout_manifest"],
+                                      demo.out / "samples" / "reconstructed")
     return {"generated": str(gen_dir), "random": str(rand_dir), "reconstructed": str(recon_dir), "n": len(prompts),
             "previews": previews, "sampling": SAMPLING, "seed": SEED}
-
-
-def _write_reconstructions(demo: Demo, sat) -> Path:
-    """Held-out clips through SAT (encode → decode): the ceiling any AR model on these tokens can reach."""
-    from .audio import crop_or_pad, load_audio, save_audio
-    from .data.manifest import read_manifest
-
-    out_dir = demo.out / "samples" / "reconstructed"
-    labels: dict[str, str] = {}
-    device = next(sat.parameters()).device
-    for entry in read_manifest(Path(demo.results["corpus"]["heldout_manifest"])).entries:
-        wav = crop_or_pad(load_audio(entry.path, sat.sample_rate), sat.clip_samples)[0]
-        with torch.no_grad():
-            recon = sat.decode(sat.encode(wav[None].to(device)))[0]
-        name = Path(entry.path).name
-        save_audio(out_dir / name, recon.cpu(), sat.sample_rate)
-        labels[name] = entry.labels[0] if entry.labels else ""
-    (out_dir / "labels.json").write_text(json.dumps(labels, indent=1))
-    return out_dir
 
 
 def stage_evaluate(demo: Demo) -> dict[str, Any]:

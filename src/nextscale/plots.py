@@ -122,6 +122,25 @@ def plot_scale_previews(previews: Sequence[torch.Tensor | np.ndarray], sample_ra
     return _save(fig, path)
 
 
+def plot_comparison(rows: Sequence[tuple[str, Sequence[torch.Tensor | np.ndarray]]], columns: Sequence[str],
+                    sample_rate: int, path: str | Path, title: str | None = None) -> Path:
+    """Grid of spectrograms, one row per clip (e.g. real | tokenizer A | tokenizer B), each row on the
+    colour scale of its first column so a lost harmonic or sweep shows as missing, not as rescaled."""
+    if not rows or any(len(clips) != len(columns) for _, clips in rows):
+        raise NextscaleError(f"comparison plot: every row needs {len(columns)} clips ({', '.join(columns)})")
+    fig = Figure(figsize=(2.8 * len(columns), 2.0 * len(rows)))
+    for r, (label, clips) in enumerate(rows):
+        vmin = log_mel(clips[0], sample_rate).max() - 8.0
+        for c, wav in enumerate(clips):
+            ax = fig.add_subplot(len(rows), len(columns), r * len(columns) + c + 1)
+            _draw_spectrogram(ax, wav, sample_rate, f"{label}: {columns[c]}", vmin=vmin)
+            ax.label_outer()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     """Rows of a metrics.jsonl (one JSON object per line); a bad line names its line number."""
     path = Path(path)

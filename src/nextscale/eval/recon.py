@@ -63,6 +63,12 @@ def si_sdr(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     return (10 * torch.log10(((target ** 2).sum(-1) + eps) / ((noise ** 2).sum(-1) + eps))).float()
 
 
+def score_pair(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> dict[str, float]:
+    """Mel distance, STFT distance and SI-SDR of one clip and its reconstruction, both (1, S)."""
+    return {"mel_distance": float(mel_distance(ref, est, sample_rate)), "stft_distance": float(stft_distance(ref, est)),
+            "si_sdr": float(si_sdr(ref, est))}
+
+
 class CodebookUsage:
     """Accumulates code histograms per scale; `summary()` gives usage and perplexity per scale."""
 

@@ -14,11 +14,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import AudioError, DataError
-from .recon import CodebookUsage, mel_distance, si_sdr, stft_distance
+from .recon import CodebookUsage, score_pair
 
 
-def _clips(data: str, n: int, seed: int, sample_rate: int, clip_seconds: float, skipped: list
-           ) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_clips(data: str, n: int, seed: int, sample_rate: int, clip_seconds: float, skipped: list
+               ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, (1, S) audio) of up to `n` clips: synthetic (`seed`) or a folder / manifest's files; files that
+    cannot be read or hold non-finite samples are appended to `skipped` instead."""
     if data == "synth":
         from ..data.synth import SynthDataset
 
@@ -53,7 +55,7 @@ def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: in
     usage = CodebookUsage(len(sat.scales), sat.codebook_size)
     skipped: list[dict] = []
     rows = []
-    clips = _clips(str(data), n, seed, sat.sample_rate, length / sat.sample_rate, skipped)
+    clips = iter_clips(str(data), n, seed, sat.sample_rate, length / sat.sample_rate, skipped)
     for name, wav in tqdm(clips, total=n, desc="reconstructing", unit="clip", disable=not progress):
         real = min(wav.shape[-1], length)
         x = torch.nn.functional.pad(wav[..., :real], (0, length - real))[None].to(device)
@@ -61,8 +63,7 @@ def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: in
         usage.update(codes)
         y = sat.decode(codes, length=length)
         ref, est = x[..., :real].cpu().reshape(1, -1), y[..., :real].float().cpu().reshape(1, -1)
-        rows.append({"path": name, "mel_distance": float(mel_distance(ref, est, sat.sample_rate)),
-                     "stft_distance": float(stft_distance(ref, est)), "si_sdr": float(si_sdr(ref, est))})
+        rows.append({"path": name, **score_pair(ref, est, sat.sample_rate)})
     if not rows:
         raise DataError(f"{data}: no readable audio ({len(skipped)} file(s) skipped)")
     per_scale = usage.summary()
@@ -71,3 +72,29 @@ def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: in
             "mean_usage": float(np.mean([r["usage"] for r in per_scale])),
             "mean_perplexity": float(np.mean([r["perplexity"] for r in per_scale])),
             "per_scale": per_scale, "per_clip": rows, "skipped": skipped}
+
+
+@torch.no_grad()
+def write_reconstructions(sat, manifest: str | Path, out_dir: str | Path) -> Path:
+    """Every clip of a manifest through `sat` (encode -> decode) as WAVs + labels.json in `out_dir`.
+
+    Scored like generated audio (FAD, class accuracy), this is the ceiling any AR model on these
+    tokens can reach.
+    """
+    import json
+
+    from ..audio import crop_or_pad, load_audio, save_audio
+    from ..checkpoint import atomic_write_bytes
+    from ..data.manifest import read_manifest
+
+    out_dir = Path(out_dir)
+    labels: dict[str, str] = {}
+    device = next(sat.parameters()).device
+    for entry in read_manifest(Path(manifest)).entries:
+        wav = crop_or_pad(load_audio(entry.path, sat.sample_rate), sat.clip_samples)[0]
+        recon = sat.decode(sat.encode(wav[None].to(device)))[0]
+        name = Path(entry.path).name
+        save_audio(out_dir / name, recon.cpu(), sat.sample_rate)
+        labels[name] = entry.labels[0] if entry.labels else ""
+    atomic_write_bytes(out_dir / "labels.json", json.dumps(labels, indent=1).encode("utf-8"))
+    return out_dir

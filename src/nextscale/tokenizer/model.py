@@ -1,6 +1,8 @@
-"""SAT: SEANet encoder -> MSRQ (K scales of growing length) -> SEANet decoder.
+"""SAT: codec encoder -> MSRQ (K scales of growing length) -> codec decoder.
 
-`SAT.from_config("configs/sat-paper.yaml")` builds the published architecture; `encode` gives K
+The codec is `seanet` (the published architecture) or `fourier` (STFT + ConvNeXt at the latent
+frame rate; see fourier.py); MSRQ, the API and the checkpoint format are the same for both.
+`SAT.from_config("configs/sat-paper.yaml")` builds the published model; `encode` gives K
 LongTensors (B, n_k), `decode(codes[:k])` the coarse-to-fine preview from the first k scales.
 """
 from __future__ import annotations
@@ -25,7 +27,9 @@ class SATConfig:
 
     sample_rate: int = 24000
     clip_seconds: float = 1.0
-    # SEANet
+    codec: Literal["seanet", "fourier"] = "seanet"
+    hop: int | None = None          # latent hop in samples; None: the product of `ratios` (320)
+    # SEANet (codec: seanet)
     n_filters: int = 32
     dimension: int = 1024
     ratios: list[int] = dataclasses.field(default_factory=lambda: [8, 5, 4, 2])
@@ -36,6 +40,12 @@ class SATConfig:
     residual_kernel_size: int = 3
     dilation_base: int = 2
     compress: int = 2
+    # Fourier (codec: fourier): STFT size and the ConvNeXt stacks on each side
+    n_fft: int = 1024
+    convnext_width: int = 256
+    convnext_layers: int = 4
+    convnext_mlp_ratio: float = 3.0
+    fourier_phase: Literal["direct", "cumulative"] = "direct"   # see FourierDecoder
     # MSRQ
     latent_dim: int = 64
     codebook_size: int = 1024
@@ -63,6 +73,22 @@ class SATConfig:
             raise ConfigError(f"model.ratios: need at least one stride, each >= 1, got {self.ratios}")
         if self.n_filters % self.compress:
             raise ConfigError(f"model.n_filters: must be divisible by compress={self.compress}, got {self.n_filters}")
+        if self.codec not in ("seanet", "fourier"):
+            raise ConfigError(f"model.codec: expected 'seanet' or 'fourier', got {self.codec!r}")
+        if self.hop is not None and self.hop < 1:
+            raise ConfigError(f"model.hop: must be positive, got {self.hop}")
+        if self.codec == "seanet" and self.hop not in (None, math.prod(self.ratios)):
+            raise ConfigError(f"model.hop: the seanet codec's hop is the product of model.ratios "
+                              f"({math.prod(self.ratios)}), got {self.hop}; change ratios or leave hop unset")
+        if self.codec == "fourier":
+            from .fourier import check_framing
+
+            check_framing(self.n_fft, self.hop_length)
+            if self.fourier_phase not in ("direct", "cumulative"):
+                raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {self.fourier_phase!r}")
+            for name in ("convnext_width", "convnext_layers", "convnext_mlp_ratio"):
+                if getattr(self, name) <= 0:
+                    raise ConfigError(f"model.{name}: must be positive, got {getattr(self, name)}")
         if self.clip_seconds <= 0:
             raise ConfigError(f"model.clip_seconds: must be > 0, got {self.clip_seconds}")
         if self.phi_kernel % 2 == 0:
@@ -83,7 +109,7 @@ class SATConfig:
 
     @property
     def hop_length(self) -> int:
-        return math.prod(self.ratios)
+        return self.hop if self.hop is not None else math.prod(self.ratios)
 
     @property
     def num_frames(self) -> int:
@@ -91,6 +117,22 @@ class SATConfig:
 
     def resolved_scales(self) -> list[int]:
         return make_schedule(self.schedule, self.num_frames, self.num_scales, self.scales)
+
+
+def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
+    """The (encoder, decoder) pair of `config.codec`: audio (B, 1, S) <-> latent (B, dimension, T)."""
+    if config.codec == "fourier":
+        from .fourier import FourierDecoder, FourierEncoder
+
+        parts = dict(n_fft=config.n_fft, hop=config.hop_length, width=config.convnext_width,
+                     layers=config.convnext_layers, mlp_ratio=config.convnext_mlp_ratio, dimension=config.dimension)
+        return FourierEncoder(**parts), FourierDecoder(**parts, phase=config.fourier_phase)
+    seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
+                  n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
+                  kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
+                  residual_kernel_size=config.residual_kernel_size, dilation_base=config.dilation_base,
+                  compress=config.compress)
+    return SEANetEncoder(**seanet), SEANetDecoder(**seanet)
 
 
 @dataclasses.dataclass
@@ -113,13 +155,7 @@ class SAT(Pretrained, nn.Module):
     def __init__(self, config: SATConfig | None = None):
         super().__init__()
         self.config = config = config or SATConfig()
-        seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
-                      n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
-                      kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
-                      residual_kernel_size=config.residual_kernel_size, dilation_base=config.dilation_base,
-                      compress=config.compress)
-        self.encoder = SEANetEncoder(**seanet)
-        self.decoder = SEANetDecoder(**seanet)
+        self.encoder, self.decoder = build_codec(config)
         self.quantizer = MSRQ(config.dimension, config.latent_dim, config.resolved_scales(), config.codebook_size,
                               phi=config.phi, phi_count=config.phi_count, phi_kernel=config.phi_kernel,
                               phi_ratio=config.phi_ratio, decay=config.ema_decay, epsilon=config.ema_epsilon,

@@ -1,0 +1,182 @@
+"""Which SAT recipe gets the most out of a fixed wall-clock budget? Variants trained and scored alike.
+
+    python benchmarks/tokenizer_recipe.py --seconds 240 --variants fourier,seanet       # named variants
+    python benchmarks/tokenizer_recipe.py --seconds 240 --variant wide model.convnext_width=384
+
+Every variant starts from the demo's synthetic training corpus and tokenizer (8 quadratic scales,
+234 tokens/s, 128-entry codebooks, latent 16) and differs only by `--set`-style overrides. Each
+gets the same wall-clock budget: a few timed steps fix its step count (so the LR schedule ends on
+time), then it trains through `train_tokenizer` and is scored on the demo's held-out clips (another
+seed): mel / STFT distance, SI-SDR, codebook usage, and what the demo reports, the `synth`
+classifier's accuracy and FAD on the round trip. Results accumulate in
+OUT/tokenizer_recipe_<device>.json (one entry per variant name; re-running skips finished ones).
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORK = Path(__file__).resolve().parent / "runs" / "recipe"
+HELDOUT_SEED = 7_777          # the demo's held-out seed: figures compare with the demo's
+N_HELDOUT = 120
+
+BASE: dict[str, Any] = {
+    "model": dict(sample_rate=24000, clip_seconds=1.0, codec="fourier", dimension=64, latent_dim=16,
+                  codebook_size=128, schedule="quadratic", num_scales=8, phi="partial", phi_count=3, kmeans_iters=10,
+                  n_filters=8, lstm_layers=1),
+    "data": {"source": "synth", "n": 2400, "seed": 0},
+    "optim": {"lr": 1e-3},
+    "loss": {},
+    "train": {"batch_size": 8, "adversarial": False, "eval_every": 0, "keep_last": 1, "tensorboard": False,
+              "seed": 0},
+}
+# name -> overrides of BASE (the `--set` syntax of the training commands). Measured in this order:
+# first the codec and the phase model, then the rest on top of the cumulative phase that won.
+CUMULATIVE = ["model.fourier_phase=cumulative"]
+VARIANTS: dict[str, list[str]] = {
+    "seanet": ["model.codec=seanet", "model.dimension=32"],
+    "fourier": [],
+    "fourier-mel6": ["loss.mel_min_exponent=6"],
+    "fourier-cumphase": CUMULATIVE,
+    "cum-lr3e-3": CUMULATIVE + ["optim.lr=0.003"],
+    "cum-lr3e-4": CUMULATIVE + ["optim.lr=0.0003"],
+    "cum-b4": CUMULATIVE + ["train.batch_size=4"],
+    "cum-b16": CUMULATIVE + ["train.batch_size=16"],
+    "cum-betas": CUMULATIVE + ["optim.betas=[0.9,0.99]"],
+    "cum-w128": CUMULATIVE + ["model.convnext_width=128"],
+    "cum-w384": CUMULATIVE + ["model.convnext_width=384"],
+    "cum-l8": CUMULATIVE + ["model.convnext_layers=8"],
+    "cum-notime": CUMULATIVE + ["loss.time_weight=0"],
+    "cum-cb512": CUMULATIVE + ["model.codebook_size=512"],
+    "cum-lat32": CUMULATIVE + ["model.latent_dim=32"],
+    "cum-adv": CUMULATIVE + ["train.adversarial=true"],
+}
+
+
+def train_config(overrides: list[str], steps: int, device: str) -> dict[str, Any]:
+    from nextscale.config import apply_overrides
+    from nextscale.train.tokenizer import SATTrainConfig
+
+    data = apply_overrides(copy.deepcopy(BASE), overrides, SATTrainConfig)
+    data["train"] |= {"steps": steps, "device": device, "ckpt_every": steps, "log_every": max(1, steps // 50),
+                      "progress": True}
+    data["optim"].setdefault("warmup_steps", max(1, steps // 20))
+    return data
+
+
+def prepare(work: Path, device: str) -> tuple[Path, Path]:
+    """The held-out clips and the synth classifier, made once per work folder."""
+    from nextscale.data.export import export_corpus
+    from nextscale.eval.train_classifier import train_classifier
+
+    manifest = work / "heldout" / "manifest.jsonl"
+    if not manifest.is_file():
+        export_corpus(work / "heldout", N_HELDOUT, HELDOUT_SEED)
+    classifier = work / "classifier"
+    if not (classifier / "config.json").is_file():
+        train_classifier(classifier, n_train=1200, n_heldout=300, steps=400, device=device)
+    return manifest, classifier
+
+
+def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device: str) -> dict[str, Any]:
+    import torch
+
+    from nextscale.eval.bench_measure import summarize, time_repeats
+    from nextscale.eval.embeddings import get_embedding
+    from nextscale.eval.evaluate import evaluate_sets
+    from nextscale.eval.recon_run import evaluate_tokenizer, write_reconstructions
+    from nextscale.tokenizer.model import SAT
+
+    sat = SAT.from_pretrained(model_dir, map_location=device).eval()
+    recon = evaluate_tokenizer(model_dir, manifest, n=N_HELDOUT, device=device, progress=False)
+    folder = write_reconstructions(sat, manifest, work / "reconstructed")
+    classes = evaluate_sets(manifest, folder, get_embedding("synth", classifier=classifier), progress=False)
+    with torch.inference_mode():
+        codes = sat.encode(torch.zeros(1, 1, sat.clip_samples, device=device))
+        decode = summarize(time_repeats(lambda: sat.decode(codes), torch.device(device), warmup=1, repeats=5))
+    return {"mel_distance": recon["mel_distance"], "stft_distance": recon["stft_distance"], "si_sdr": recon["si_sdr"],
+            "mean_usage": recon["mean_usage"], "roundtrip_accuracy": classes["accuracy_generated"],
+            "roundtrip_fad": classes["fad"], "decode_s_per_clip": decode["median_s"],
+            "parameters": sum(p.numel() for p in sat.parameters())}
+
+
+def run_variant(name: str, overrides: list[str], seconds: float, work: Path, device: str,
+                manifest: Path, classifier: Path) -> dict[str, Any]:
+    from nextscale.train.budget import sat_seconds_per_step, steps_for_budget
+    from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
+
+    per_step = sat_seconds_per_step(train_config(overrides, 1000, device))
+    steps = steps_for_budget(seconds, per_step)
+    print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
+    run = work / name
+    cfg = load_sat_train_config(train_config(overrides, steps, device))
+    start = time.perf_counter()
+    fit = train_tokenizer(cfg, run, resume=(run / "checkpoints").is_dir())
+    train_s = time.perf_counter() - start
+    final = {k: v for k, v in fit.metrics.items() if isinstance(v, (int, float))}
+    return {"name": name, "overrides": overrides, "budget_s": seconds, "steps": steps, "probe_s_per_step": per_step,
+            "train_s": train_s, "final_train_metrics": final, **score(run / "tokenizer", manifest, classifier, run, device)}
+
+
+def main(variants: str = typer.Option("fourier,seanet", help="comma-separated names of VARIANTS"),
+         variant: list[str] = typer.Option(None, help="an ad-hoc variant: NAME then KEY=VALUE overrides, "
+                                                     "e.g. --variant 'wide model.convnext_width=384'"),
+         seconds: float = typer.Option(240.0, help="wall-clock training budget per variant"),
+         threads: int = typer.Option(2, help="torch intra-op threads"),
+         device: str = typer.Option("cpu"),
+         work: Path = typer.Option(WORK, help="training runs and reconstructions"),
+         out: Path = typer.Option(RESULTS),
+         rerun: bool = typer.Option(False, help="re-train variants already in the results")) -> None:
+    """Train and score tokenizer recipes at one wall-clock budget; accumulate the results."""
+    import torch
+
+    from nextscale.checkpoint import atomic_write_json, read_json
+    from nextscale.errors import ConfigError
+    from nextscale.eval.bench_measure import machine_info, versions
+
+    torch.set_num_threads(threads)
+    todo = {}
+    for name in filter(None, variants.split(",")):
+        if name not in VARIANTS:
+            raise ConfigError(f"--variants: unknown {name!r}; known: {', '.join(VARIANTS)}")
+        todo[name] = VARIANTS[name]
+    for spec in variant or []:
+        name, *overrides = spec.split()
+        todo[name] = overrides
+    path = out / f"tokenizer_recipe_{device}.json"
+    report = read_json(path, ConfigError) if path.is_file() else {"benchmark": "tokenizer_recipe", "base": BASE, "results": []}
+    report |= {"machine": {"device": device, "threads": threads, **machine_info(torch.device(device))},
+               "versions": versions()}
+    manifest, classifier = prepare(work, device)
+    for name, overrides in todo.items():
+        done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == seconds]
+        if done and not rerun:
+            print(f"[{name}] already measured: {done[0]['roundtrip_accuracy']:.1%}, mel {done[0]['mel_distance']:.3f}")
+            continue
+        if (work / name).exists() and rerun:
+            import shutil
+
+            shutil.rmtree(work / name)
+        result = run_variant(name, overrides, seconds, work, device, manifest, classifier)
+        report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == seconds)]
+        report["results"].append(result)
+        atomic_write_json(path, report)
+        print(f"[{name}] steps {result['steps']}, round trip accuracy {result['roundtrip_accuracy']:.1%}, "
+              f"FAD {result['roundtrip_fad']:.1f}, mel {result['mel_distance']:.3f}, SI-SDR {result['si_sdr']:.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    from nextscale.errors import NextscaleError
+
+    try:
+        typer.run(main)
+    except NextscaleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,163 @@
+"""Fourier codec: STFT features -> ConvNeXt at the latent frame rate -> ... -> ConvNeXt -> iSTFT.
+
+Every layer runs at the STFT frame rate (75 frames/s at 24 kHz, hop 320), which is the latent
+frame rate MSRQ quantises, so the network never up- or down-samples in time: far cheaper per
+second of audio than SEANet's strided convolutions at the sample rate, and the spectral head
+makes pitch and harmonics easy to learn (the Vocos idea, applied to both sides of a codec).
+
+Framing is "same": the signal is zero-padded on the right to T * hop samples and reflect-padded
+by (n_fft - hop) / 2 on each side, so the STFT has exactly T frames, and the inverse STFT
+(overlap-add, divided by the summed squared window) gives back exactly T * hop samples.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def check_framing(n_fft: int, hop: int) -> None:
+    """The 'same' framing needs n_fft >= hop and an even n_fft - hop (equal padding on both sides)."""
+    if hop < 1 or n_fft < hop:
+        raise ConfigError(f"model.n_fft: the Fourier codec needs n_fft >= hop, got n_fft={n_fft}, hop={hop}")
+    if (n_fft - hop) % 2:
+        raise ConfigError(f"model.n_fft: n_fft - hop must be even so T frames cover T * hop samples, "
+                          f"got n_fft={n_fft}, hop={hop}")
+
+
+class SameSTFT(nn.Module):
+    """(B, 1, S) audio <-> (B, n_fft // 2 + 1, T) complex spectrum with T = ceil(S / hop)."""
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        check_framing(n_fft, hop)
+        self.n_fft, self.hop, self.pad = n_fft, hop, (n_fft - hop) // 2
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        frames = math.ceil(wav.shape[-1] / self.hop)
+        x = F.pad(wav, (0, frames * self.hop - wav.shape[-1]))
+        x = F.pad(x, (self.pad, self.pad), mode="reflect" if x.shape[-1] > self.pad else "constant")
+        return torch.stft(x.squeeze(1).to(self.window.dtype), self.n_fft, self.hop, window=self.window, center=False,
+                          return_complex=True)
+
+    def inverse(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) complex -> (B, 1, T * hop): windowed overlap-add normalised by the window envelope."""
+        chunks = torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[:, None]       # (B, n_fft, T)
+        audio = self._overlap_add(chunks.transpose(1, 2))
+        envelope = self._overlap_add(self.window.square().expand(1, spec.shape[-1], -1))
+        trim = slice(self.pad, self.pad + spec.shape[-1] * self.hop)
+        return (audio[:, trim] / envelope[:, trim].clamp(min=1e-8)).unsqueeze(1)
+
+    def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, n_fft) -> (B, (T - 1) * hop + n_fft): frame t added at sample t * hop.
+
+        Each frame, zero-padded to R = ceil(n_fft / hop) blocks of hop samples, lands on output
+        blocks t .. t + R - 1, so R shifted adds do it (F.fold would, but runs as a slow conv on CPU).
+        """
+        batch, count, _ = frames.shape
+        blocks = math.ceil(self.n_fft / self.hop)
+        frames = F.pad(frames, (0, blocks * self.hop - self.n_fft)).reshape(batch, count, blocks, self.hop)
+        out = frames.new_zeros(batch, count + blocks - 1, self.hop)
+        for r in range(blocks):
+            out[:, r: r + count] += frames[:, :, r]
+        return out.reshape(batch, -1)[:, : (count - 1) * self.hop + self.n_fft]
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (k7) -> LayerNorm -> MLP (GELU) -> layer-scaled residual, on (B, C, T)."""
+
+    def __init__(self, dim: int, mlp_ratio: float, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.dwconv(x).transpose(1, 2))
+        return x + (self.gamma * self.mlp(h)).transpose(1, 2)
+
+
+class ConvNeXtStack(nn.Module):
+    """Conv1d in -> LayerNorm -> N ConvNeXt blocks -> LayerNorm, at a fixed frame rate."""
+
+    def __init__(self, cin: int, dim: int, layers: int, mlp_ratio: float, embed_kernel: int = 7):
+        super().__init__()
+        self.embed = nn.Conv1d(cin, dim, embed_kernel, padding=embed_kernel // 2)
+        self.norm_in = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(dim, mlp_ratio, 1.0 / max(1, layers)) for _ in range(layers)])
+        self.norm_out = nn.LayerNorm(dim, eps=1e-6)
+        self.apply(_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_in(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        return self.norm_out(self.blocks(x).transpose(1, 2)).transpose(1, 2)
+
+
+def _init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+
+
+class FourierEncoder(nn.Module):
+    """(B, 1, S) -> (B, dimension, T): log-magnitude and phase (as cos, sin) of each bin, then ConvNeXt."""
+
+    def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int):
+        super().__init__()
+        self.stft = SameSTFT(n_fft, hop)
+        # per-frame projection of the ~1.5k spectral features: the blocks' k7 depthwise convs give the context
+        self.backbone = ConvNeXtStack(3 * (n_fft // 2 + 1), width, layers, mlp_ratio, embed_kernel=1)
+        self.out = nn.Conv1d(width, dimension, 1)
+        _init(self.out)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        spec = self.stft(wav)
+        magnitude = spec.abs()
+        unit = spec / magnitude.clamp(min=1e-5)
+        features = torch.cat([magnitude.clamp(min=1e-5).log(), unit.real, unit.imag], dim=1)
+        return self.out(self.backbone(features))
+
+
+class FourierDecoder(nn.Module):
+    """(B, dimension, T) -> (B, 1, T * hop): ConvNeXt, then a 1x1 head giving log-magnitude and phase per bin.
+
+    `phase="direct"` predicts each frame's phase outright (Vocos). `phase="cumulative"` predicts
+    each bin's deviation from its centre frequency's advance over one hop and sums it over frames,
+    as a phase vocoder does: a decoder that predicts nothing yet already gives frame-to-frame
+    coherent sinusoids instead of the buzz at the frame rate that unrelated phases make.
+    """
+
+    max_log_magnitude = math.log(100.0)   # caps exp() so an early, wild step cannot overflow
+    initial_log_magnitude = math.log(1e-2)  # start near a quiet spectrum, not a loud flat one (|X| = 1 per bin)
+
+    def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
+                 phase: str = "direct"):
+        super().__init__()
+        if phase not in ("direct", "cumulative"):
+            raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {phase!r}")
+        self.phase = phase
+        self.stft = SameSTFT(n_fft, hop)
+        self.backbone = ConvNeXtStack(dimension, width, layers, mlp_ratio)
+        self.head = nn.Conv1d(width, 2 * (n_fft // 2 + 1), 1)
+        _init(self.head)
+        nn.init.constant_(self.head.bias[: n_fft // 2 + 1], self.initial_log_magnitude)
+        bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+        advance = torch.remainder(2 * math.pi * bins * hop / n_fft, 2 * math.pi)
+        self.register_buffer("bin_advance", advance.float()[:, None], persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(*self.head(self.backbone(z)).float().chunk(2, dim=1))
+
+    def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """The head's two (B, F, T) outputs -> (B, 1, T * hop) audio."""
+        magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
+        if self.phase == "cumulative":
+            phase = torch.cumsum(phase + self.bin_advance, dim=-1)
+        return self.stft.inverse(torch.polar(magnitude, phase))

@@ -1,0 +1,161 @@
+"""The Fourier codec behind MSRQ: framing contract, exact inverse STFT, eval == encode/decode,
+training lowers the mel loss, save/load is bitwise, bad configs fail clearly, SEANet untouched."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nextscale.config import load_config
+from nextscale.errors import ConfigError
+from nextscale.tokenizer.fourier import FourierDecoder, FourierEncoder, SameSTFT
+from nextscale.tokenizer.model import SAT, SATConfig
+from nextscale.tokenizer.seanet import SEANetEncoder
+from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
+
+# 8 kHz, hop 80 (10 ms), n_fft 240: small enough to train in seconds
+TINY = dict(codec="fourier", sample_rate=8000, hop=80, n_fft=240, dimension=16, latent_dim=8, codebook_size=32,
+            convnext_width=32, convnext_layers=1, schedule="quadratic", num_scales=4, phi_count=2, kmeans_iters=5)
+
+
+def tiny_fourier_sat(clip_seconds: float = 0.25, seed: int = 0) -> SAT:
+    torch.manual_seed(seed)
+    sat = SAT(SATConfig(**TINY, clip_seconds=clip_seconds))
+    with torch.no_grad():   # one training pass initialises the codebooks from data, as training does
+        sat.train()(0.3 * torch.randn(4, 1, sat.clip_samples))
+    return sat.eval()
+
+
+@pytest.mark.parametrize("samples", [1, 79, 80, 81, 2000, 12345])
+def test_same_stft_inverts_exactly_for_any_length(samples):
+    stft = SameSTFT(240, 80).double()
+    x = torch.randn(2, 1, samples, dtype=torch.float64)
+    spec = stft(x)
+    frames = math.ceil(samples / 80)
+    assert spec.shape == (2, 121, frames)
+    y = stft.inverse(spec)
+    assert y.shape == (2, 1, frames * 80)
+    # the right-hand padding was zeros; everything up to the input's length comes back
+    torch.testing.assert_close(y[..., :samples], x, atol=1e-10, rtol=0)
+
+
+def test_same_stft_matches_numpy_frames():
+    """Frame t of the spectrum is the rfft of the Hann-windowed samples [t*hop - pad, t*hop - pad + n_fft)."""
+    n_fft, hop = 240, 80
+    pad = (n_fft - hop) // 2
+    x = np.random.default_rng(0).standard_normal(800)
+    spec = SameSTFT(n_fft, hop).double()(torch.from_numpy(x)[None, None])[0].numpy()
+    padded = np.pad(x, pad, mode="reflect")
+    window = np.hanning(n_fft + 1)[:-1]        # periodic Hann, as torch.hann_window
+    for t in (0, 3, 9):
+        expected = np.fft.rfft(padded[t * hop: t * hop + n_fft] * window)
+        np.testing.assert_allclose(spec[:, t], expected, rtol=1e-5, atol=1e-5)   # the window is float32
+
+
+@pytest.mark.parametrize("clip_seconds", [0.1, 0.25, 0.37])
+def test_latent_has_the_schedules_frame_count_for_any_clip_length(clip_seconds):
+    sat = tiny_fourier_sat(clip_seconds)
+    frames = math.ceil(sat.clip_samples / 80)
+    assert sat.num_frames == frames == sat.scales[-1]
+    wav = 0.1 * torch.randn(3, 1, sat.clip_samples)
+    assert sat.encode_latent(wav).shape == (3, 16, frames)
+    codes = sat.encode(wav)
+    assert [c.shape for c in codes] == [(3, n) for n in sat.scales]
+    assert sat.decode(codes).shape == wav.shape
+    assert sat.decode(codes[:2]).shape == wav.shape          # coarse preview, same length
+
+
+def test_decode_of_encode_equals_the_eval_forward_pass():
+    sat = tiny_fourier_sat()
+    wav = 0.2 * torch.randn(2, 1, sat.clip_samples)
+    with torch.no_grad():
+        out = sat(wav)
+    torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio, atol=1e-6, rtol=0)
+    assert all(torch.equal(a, b) for a, b in zip(sat.encode(wav), out.codes))
+
+
+def test_encoder_sees_phase_and_decoder_output_depends_on_the_latent():
+    torch.manual_seed(0)
+    enc = FourierEncoder(240, 80, width=32, layers=1, mlp_ratio=2.0, dimension=8)
+    x = torch.randn(1, 1, 800)
+    assert not torch.allclose(enc(x), enc(-x))               # same magnitudes, phase flipped by pi
+    dec = FourierDecoder(240, 80, width=32, layers=1, mlp_ratio=2.0, dimension=8)
+    z = torch.randn(2, 8, 10)
+    a, b = dec(z)
+    assert a.shape == (1, 800) and not torch.allclose(a, b)
+
+
+def test_tiny_fourier_sat_lowers_mel_loss_by_40_percent(tmp_path):
+    cfg = {"model": TINY | {"clip_seconds": 0.25},
+           "data": {"n": 128, "sample_rate": 8000, "clip_seconds": 0.25, "heldout_n": 2},
+           "loss": {"mel_min_exponent": 5, "mel_max_exponent": 8},
+           "optim": {"lr": 3e-3, "warmup_steps": 10},
+           "train": {"steps": 100, "batch_size": 8, "log_every": 10, "ckpt_every": 0, "eval_every": 0, "seed": 0,
+                     "device": "cpu", "adversarial": False, "progress": False, "tensorboard": False}}
+    train_tokenizer(load_sat_train_config(cfg), tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    first, last = rows[0]["mel"], rows[-1]["mel"]
+    assert last <= 0.6 * first, (first, last)
+    assert SAT.from_pretrained(tmp_path / "tokenizer").config.codec == "fourier"
+
+
+def test_save_and_load_are_bitwise(tmp_path):
+    sat = tiny_fourier_sat()
+    sat.save_pretrained(tmp_path / "sat")
+    loaded = SAT.from_pretrained(tmp_path / "sat")
+    assert loaded.config == sat.config
+    for (name, a), (_, b) in zip(sat.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    wav = 0.2 * torch.randn(2, 1, sat.clip_samples)
+    codes = sat.encode(wav)
+    assert all(torch.equal(a, b) for a, b in zip(codes, loaded.encode(wav)))
+    assert torch.equal(sat.decode(codes), loaded.decode(codes))
+
+
+def test_bad_codec_names_and_framing_fail_clearly():
+    with pytest.raises(ConfigError, match=r"model\.codec.*'seanet', 'fourier'.*'fourir'"):
+        load_sat_train_config({"model": {"codec": "fourir"}})
+    with pytest.raises(ConfigError, match=r"model\.codec"):
+        SATConfig(codec="wavelet")
+    with pytest.raises(ConfigError, match=r"model\.hop.*product of model\.ratios \(320\).*256"):
+        SATConfig(codec="seanet", hop=256)
+    with pytest.raises(ConfigError, match=r"n_fft >= hop"):
+        SATConfig(**TINY | {"n_fft": 40})
+    with pytest.raises(ConfigError, match=r"n_fft - hop must be even"):
+        SATConfig(**TINY | {"n_fft": 241})
+    with pytest.raises(ConfigError, match=r"convnext_layers"):
+        SATConfig(**TINY | {"convnext_layers": 0})
+    sat = tiny_fourier_sat(0.25)
+    with pytest.raises(ConfigError, match=r"T = 25"):
+        sat.encode(torch.zeros(1, 1, 4000))
+
+
+def test_fourier_hop_defaults_to_the_ratios_product_and_seanet_stays_the_default():
+    cfg = load_config({"codec": "fourier"}, SATConfig)
+    assert cfg.hop_length == 320 and cfg.num_frames == 75
+    default = SAT(SATConfig(n_filters=4, dimension=8, latent_dim=4, codebook_size=8, num_scales=4, lstm_layers=0))
+    assert default.config.codec == "seanet" and isinstance(default.encoder, SEANetEncoder)
+    assert all(k.split(".")[0] in ("encoder", "decoder", "quantizer") for k in default.state_dict())
+
+
+def test_cumulative_phase_with_zero_deviation_gives_the_closed_form_sinusoid():
+    """One bin k, constant magnitude m, no deviation: every frame's phase advance matches the hop, so each
+    frame holds the same (2m / n_fft) cos(2 pi k (s + pad + hop) / n_fft) at sample s, and overlap-add
+    only scales it by sum(window) / sum(window^2) of the frames covering s (exact-inverse test above)."""
+    n_fft, hop, k, m, frames = 240, 80, 5, 3.0, 12
+    dec = FourierDecoder(n_fft, hop, width=8, layers=1, mlp_ratio=1.0, dimension=4, phase="cumulative").double()
+    log_magnitude = torch.full((1, n_fft // 2 + 1, frames), -60.0, dtype=torch.float64)
+    log_magnitude[:, k] = math.log(m)
+    audio = dec.synthesize(log_magnitude, torch.zeros_like(log_magnitude))[0, 0]
+    s = torch.arange(frames * hop, dtype=torch.float64)
+    pad = (n_fft - hop) // 2
+    window = dec.stft.window.double()
+    gain = [dec.stft._overlap_add(w.expand(1, frames, -1))[0, pad: pad + frames * hop] for w in (window, window ** 2)]
+    expected = 2 * m / n_fft * torch.cos(2 * math.pi * k * (s + pad + hop) / n_fft) * gain[0] / gain[1]
+    torch.testing.assert_close(audio, expected, atol=1e-6, rtol=0)      # float32 window and bin advances
+    direct = FourierDecoder(n_fft, hop, width=8, layers=1, mlp_ratio=1.0, dimension=4, phase="direct").double()
+    incoherent = direct.synthesize(log_magnitude, torch.rand_like(log_magnitude) * 2 * math.pi)[0, 0]
+    assert (incoherent - expected).abs().max() > 0.1 * expected.abs().max()
