@@ -132,7 +132,9 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
          device: str = typer.Option("cpu"),
          work: Path = typer.Option(WORK, help="training runs and reconstructions"),
          out: Path = typer.Option(RESULTS),
-         rerun: bool = typer.Option(False, help="re-train variants already in the results")) -> None:
+         rerun: bool = typer.Option(False, help="re-train variants already in the results"),
+         note: str = typer.Option("", help="stored with each result (e.g. what changed in the code since)"),
+         suffix: str = typer.Option("", help="appended to the variant names in the results (e.g. after a fix)")) -> None:
     """Train and score tokenizer recipes at one wall-clock budget; accumulate the results."""
     import torch
 
@@ -154,6 +156,7 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
     report |= {"machine": {"device": device, "threads": threads, **machine_info(torch.device(device))},
                "versions": versions()}
     manifest, classifier = prepare(work, device)
+    todo = {name + suffix: overrides for name, overrides in todo.items()}
     for name, overrides in todo.items():
         done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == seconds]
         if done and not rerun:
@@ -163,7 +166,7 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
             import shutil
 
             shutil.rmtree(work / name)
-        result = run_variant(name, overrides, seconds, work, device, manifest, classifier)
+        result = run_variant(name, overrides, seconds, work, device, manifest, classifier) | {"note": note}
         report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == seconds)]
         report["results"].append(result)
         atomic_write_json(path, report)

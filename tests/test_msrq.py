@@ -2,6 +2,8 @@
 re-implementation, and the AR helpers against encode's own step-by-step construction."""
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 import socket
@@ -172,23 +174,44 @@ def test_dead_codes_are_reseeded_from_the_batch_and_stay():
     book = EMACodebook(dim=2, size=3, decay=0.5, epsilon=1e-5, dead_threshold=1.2)
     E = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     book.embed.copy_(E), book.embed_avg.copy_(E), book.cluster_size.fill_(1.0), book.inited.fill_(1.0)
-    x = torch.tensor([[0.9, 0.1], [1.1, 0.0], [1.0, -0.1], [1.2, 0.0]])  # all go to entry 1
+    x = torch.tensor([[0.9, 0.1], [1.1, 0.0], [1.0, -0.1], [1.2, 0.0]]).repeat(10, 1)  # all go to entry 1
     torch.manual_seed(0)
     book.ema_update(x, book.nearest(x))
-    # counts after EMA: [0.5, 2.5, 0.5] -> entries 0 and 2 are dead (< 1.2), entry 1 is alive
-    assert book.cluster_size.tolist() == pytest.approx([0.5, 2.5, 0.5])
+    # counts after EMA: [0.5, 20.5, 0.5] -> entries 0 and 2 are dead (< 1.2, fair share 13.3), entry 1 is alive
+    assert book.cluster_size.tolist() == pytest.approx([0.5, 20.5, 0.5])
     rows = {tuple(r) for r in x.tolist()}
     for dead in (0, 2):
         assert tuple(book.embed[dead].tolist()) in rows
-    n = 3.5
-    s1 = (2.5 + 1e-5) / (n + 3e-5) * n
-    assert book.embed[1].tolist() == pytest.approx([(0.5 + 0.5 * 4.2) / s1, 0.0], rel=1e-6)
+    n = 21.5
+    s1 = (20.5 + 1e-5) / (n + 3e-5) * n
+    assert book.embed[1].tolist() == pytest.approx([(0.5 + 0.5 * 42.0) / s1, 0.0], rel=1e-6)
     reseeded = book.embed.clone()
     # an update where no vector picks the re-seeded entries keeps them (up to Laplace smoothing)
     y = torch.tensor([[1.0, 0.0]])
     book.dead_threshold = 0
     book.ema_update(y, book.nearest(y))
     assert torch.allclose(book.embed[[0, 2]], reseeded[[0, 2]], rtol=1e-3)
+
+
+def test_small_batches_reseed_only_entries_far_below_their_fair_share():
+    """8 vectors a step for 128 entries (a coarse scale at batch 8): the fair share is 1/16 per step, far
+    below the absolute threshold of 2; only entries used under a tenth of it are replaced."""
+    torch.manual_seed(0)
+    book = EMACodebook(dim=4, size=128, decay=0.99, epsilon=1e-5, dead_threshold=2.0)
+    E = torch.randn(128, 4)
+    book.embed.copy_(E), book.embed_avg.copy_(E), book.inited.fill_(1.0)
+    book.cluster_size.fill_(8 / 128)
+    book.cluster_size[:10] = 1e-4                      # ten entries unused for a long time
+    never_reseeds = copy.deepcopy(book)
+    never_reseeds.dead_threshold = 0
+    x = torch.randn(8, 4)
+    idx = book.nearest(x)
+    book.ema_update(x, idx)
+    never_reseeds.ema_update(x, idx)
+    torch.testing.assert_close(book.embed[10:], never_reseeds.embed[10:])
+    assert not torch.allclose(book.embed[:10], never_reseeds.embed[:10])
+    rows = {tuple(r) for r in x.tolist()}
+    assert all(tuple(book.embed[i].tolist()) in rows for i in range(10) if i not in idx.tolist())
 
 
 def test_kmeans_init_on_first_training_batch_and_training_losses():

@@ -4,7 +4,7 @@ Stages run in order and each leaves `OUT/stages/<name>.json` when it finished; a
 same `--out` skips finished stages, so an interrupted demo loses at most the stage in progress.
 
     corpus      held-out clips written as WAVs (+ manifest); training clips are rendered on the fly
-    tokenizer   a small SAT trained with the mel + time losses
+    tokenizer   a small Fourier-codec SAT trained with the mel + time losses
     tokens      the training corpus encoded once with it (token cache, class labels)
     ar          a small class-conditioned AAR trained on the cached tokens → a pipeline directory
     classifier  the `synth` log-mel classifier (FAD features, class accuracy)
@@ -43,20 +43,20 @@ class DemoPreset:
     classifier_steps: int
     classifier_n: int
     samples_per_class: int
-    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of configs/sat-tiny.yaml
-    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of configs/aar-synth.yaml
+    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of SAT_MODEL
+    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of AR_MODEL
     bench_repeats: int = 3
 
 
 PRESETS = {
-    "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1300, sat_batch=8, ar_steps=1200,
+    "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1400, sat_batch=4, ar_steps=1200,
                           ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
-    "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=190, sat_batch=8, ar_steps=300, ar_batch=32,
+    "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=200, sat_batch=4, ar_steps=300, ar_batch=32,
                         classifier_steps=200, classifier_n=480, samples_per_class=4,
                         ar_model={"depth": 2, "width": 96, "heads": 2}),
     "smoke": DemoPreset("smoke", n_train=48, n_heldout=24, sat_steps=4, sat_batch=4, ar_steps=4, ar_batch=8,
                         classifier_steps=4, classifier_n=48, samples_per_class=1,
-                        sat_model={"num_scales": 4, "codebook_size": 32},
+                        sat_model={"num_scales": 4, "codebook_size": 32, "convnext_width": 32, "convnext_layers": 1},
                         ar_model={"depth": 1, "width": 32, "heads": 1, "cond_dim": 16}, bench_repeats=1),
 }
 
@@ -112,11 +112,13 @@ class Demo:
 
 
 # ---------------------------------------------------------------------- the stages
-# The demo's models: a small SAT (8 quadratic scales, 234 tokens per second) and a class-conditioned
-# AAR of the paper's family at depth 2 (width 128), sized to train on 2 CPU cores in minutes.
-SAT_MODEL: dict[str, Any] = dict(sample_rate=24000, clip_seconds=1.0, n_filters=8, dimension=32, ratios=[8, 5, 4, 2],
-                                 n_residual_layers=1, lstm_layers=1, latent_dim=16, codebook_size=128,
-                                 schedule="quadratic", num_scales=8, phi="partial", phi_count=3, kmeans_iters=10)
+# The demo's models: a small Fourier-codec SAT (8 quadratic scales, 234 tokens per second; the
+# recipe measured in benchmarks/tokenizer_recipe.py) and a class-conditioned AAR of the paper's
+# family at depth 2 (width 128), sized to train on 2 CPU cores in minutes.
+SAT_MODEL: dict[str, Any] = dict(sample_rate=24000, clip_seconds=1.0, codec="fourier", fourier_phase="cumulative",
+                                 n_fft=1024, convnext_width=256, convnext_layers=4, dimension=64, latent_dim=16,
+                                 codebook_size=128, schedule="quadratic", num_scales=8, phi="partial", phi_count=3,
+                                 kmeans_iters=10)
 AR_MODEL: dict[str, Any] = dict(kind="aar", depth=2, width=128, heads=2, condition="class", cond_dim=64,
                                 cond_dropout=0.1, attention="cosine")
 SAMPLING = dict(cfg=3.0, top_k=32, top_p=0.95, temperature=1.0)

@@ -79,6 +79,8 @@ def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int) -> tuple[to
 class EMACodebook(nn.Module):
     """V entries of dimension C, updated by EMA (decay, Laplace smoothing epsilon)."""
 
+    dead_share = 0.1   # an entry used less than this fraction of its fair share per step counts as dead
+
     def __init__(self, dim: int, size: int = 1024, decay: float = 0.99, epsilon: float = 1e-5,
                  dead_threshold: float = 2.0, kmeans_iters: int = 50):
         super().__init__()
@@ -115,10 +117,14 @@ class EMACodebook(nn.Module):
     def ema_update(self, x: torch.Tensor, index: torch.Tensor) -> None:
         """EMA of counts and sums of the assigned vectors, then re-seed dead entries.
 
-        Dead entries (EMA count < dead_threshold) get a random batch vector, and their
-        `embed_avg` is set so the next normalisation keeps that vector. (The published
-        EnCodec-style code replaces `embed` first and then overwrites it with the EMA
-        normalisation, which undoes the re-seeding; this is the intended behaviour.)
+        Dead entries get a random batch vector, and their `embed_avg` is set so the next
+        normalisation keeps that vector. (The published EnCodec-style code replaces `embed` first
+        and then overwrites it with the EMA normalisation, which undoes the re-seeding; this is
+        the intended behaviour.) An entry is dead when its EMA count is below `dead_threshold`,
+        or below a tenth of its fair share of this step's vectors when that is smaller: a coarse
+        scale sees only B * n_k vectors a step (8 for batch 8 at n_1 = 1), so an absolute
+        threshold of 2 would call every entry dead and replace the whole codebook by batch
+        vectors at every step, a codebook that fits each training batch and no other.
         """
         flat = x.reshape(-1, self.dim).detach().float()
         onehot = F.one_hot(index.reshape(-1), self.size).to(flat.dtype)
@@ -128,7 +134,8 @@ class EMACodebook(nn.Module):
         self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         smoothed = self.smoothed_cluster_size()
         self.embed.copy_(self.embed_avg / smoothed[:, None])
-        dead = self.cluster_size < self.dead_threshold
+        fair_share = float(counts.sum()) / self.size
+        dead = self.cluster_size < min(self.dead_threshold, self.dead_share * fair_share)
         if self.dead_threshold > 0 and bool(dead.any()):
             samples = _gather_rows(flat)
             fresh = _broadcast_(sample_rows(samples, self.size).contiguous())
