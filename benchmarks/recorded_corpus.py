@@ -190,14 +190,22 @@ def build_split(files: list[Path], kind: str, count: int, folder: Path, seed: in
     from nextscale.audio import save_audio
 
     rng = random.Random(seed)
-    pools = {path: crops(path, rng, max_per_file) for path in files}
+    pools: dict[Path, list[np.ndarray]] = {}       # a file is decoded only when the round reaches it
     rows: list[dict[str, str]] = []
-    while len(rows) < count and any(pools.values()):
-        for path, pool in pools.items():
-            if pool and len(rows) < count:
+    progressed = True
+    while len(rows) < count and progressed:
+        progressed = False
+        for path in files:
+            if len(rows) == count:
+                break
+            if path not in pools:
+                pools[path] = crops(path, rng, max_per_file)
+            pool = pools[path]
+            if pool:
                 name = f"{kind}/{kind}_{len(rows):04d}.wav"
                 save_audio(folder / name, pool.pop(0), SAMPLE_RATE)
                 rows.append({"path": name, "labels": kind, "source": str(path)})
+                progressed = True
     return rows
 
 

@@ -77,3 +77,10 @@ def test_loss_curve_from_metrics_jsonl(tmp_path):
     metrics.write_text('{"step": 1, "loss": 2}\n{broken\n')
     with pytest.raises(DataError, match=r"metrics.jsonl:2"):
         plot_loss_curve(metrics, tmp_path / "x.png")
+
+
+def test_previews_quieter_than_the_shared_floor_still_plot(tmp_path):
+    """A coarse preview can be 80 dB below the full decode (a near-silent first scale): drawn black, no error."""
+    loud = 0.5 * torch.sin(torch.arange(24000) / 24000 * 2 * 3.14159 * 440)[None]
+    path = plot_scale_previews([1e-6 * loud, loud], 24000, tmp_path / "p.png", scales=[1, 75])
+    assert path.stat().st_size > 0

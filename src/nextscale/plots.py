@@ -68,7 +68,9 @@ def _draw_spectrogram(ax, wav, sample_rate: int, title: str | None, vmin: float 
     spec = log_mel(wav, sample_rate)
     seconds = _as_mono_numpy(wav).size / sample_rate
     floor = spec.max() - 8.0 if vmin is None else vmin  # 80 dB of range
-    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=floor, extent=(0.0, seconds, 0, spec.shape[0]))
+    top = max(float(spec.max()), floor + 1e-6)            # a clip quieter than a shared floor draws black
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=floor, vmax=top,
+              extent=(0.0, seconds, 0, spec.shape[0]))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mel bin")
     if title:
