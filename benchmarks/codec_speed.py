@@ -8,7 +8,6 @@ d128 SEANet the published AR is trained on, the published SEANet). Batch 1, medi
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -54,10 +53,6 @@ def main(threads: int = typer.Option(1), repeats: int = typer.Option(7),
 
 
 if __name__ == "__main__":
-    from nextscale.errors import NextscaleError
+    from nextscale.cli import run_script
 
-    try:
-        typer.run(main)
-    except NextscaleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

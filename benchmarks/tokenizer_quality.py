@@ -431,10 +431,6 @@ def main(device: str = typer.Option("cpu", help="cpu or cuda"),
 
 
 if __name__ == "__main__":
-    from nextscale.errors import NextscaleError
+    from nextscale.cli import run_script
 
-    try:
-        typer.run(main)
-    except NextscaleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -14,7 +14,6 @@ OUT/tokenizer_recipe_<device>.json (one entry per variant name; re-running skips
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,10 +175,6 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
 
 
 if __name__ == "__main__":
-    from nextscale.errors import NextscaleError
+    from nextscale.cli import run_script
 
-    try:
-        typer.run(main)
-    except NextscaleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

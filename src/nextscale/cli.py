@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any, Callable
 
 import typer
 
@@ -50,4 +51,15 @@ def main() -> None:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        sys.exit(2)
+
+
+def run_script(function: Callable[..., Any]) -> None:
+    """Run a typer-annotated function as a script (the benchmarks): a user error prints one line, exit 2."""
+    from .errors import NextscaleError
+
+    try:
+        typer.run(function)
+    except NextscaleError as e:
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
