@@ -128,10 +128,8 @@ def test_fresh_seanet_passes_the_input_through():
     """At init the decoder's output must depend on its input: with PyTorch's default conv init the
     signal shrinks ~3x per layer and biases dominate, so every input gave the same audio (1e-7 apart)
     and a small SAT trained on CPU collapsed to silence."""
-    from nextscale.demo import SAT_MODEL
-
     torch.manual_seed(0)
-    sat = SAT.from_config(SAT_MODEL)
+    sat = SAT.from_config(Path(__file__).resolve().parents[1] / "configs" / "sat-tiny.yaml")   # the small SEANet
     t = torch.arange(sat.clip_samples) / sat.sample_rate
     wav = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (110.0, 440.0, 1760.0, 3520.0)])[:, None]
     with torch.no_grad():
