@@ -106,13 +106,17 @@ def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device:
 
 
 def run_variant(name: str, overrides: list[str], seconds: float, work: Path, device: str,
-                manifest: Path, classifier: Path) -> dict[str, Any]:
+                manifest: Path, classifier: Path, fixed_steps: int = 0) -> dict[str, Any]:
     from nextscale.train.budget import sat_seconds_per_step, steps_for_budget
     from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
 
-    per_step = sat_seconds_per_step(train_config(overrides, 1000, device))
-    steps = steps_for_budget(seconds, per_step)
-    print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
+    if fixed_steps:
+        per_step, steps = None, fixed_steps
+        print(f"[{name}] {steps} steps", flush=True)
+    else:
+        per_step = sat_seconds_per_step(train_config(overrides, 1000, device))
+        steps = steps_for_budget(seconds, per_step)
+        print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
     run = work / name
     cfg = load_sat_train_config(train_config(overrides, steps, device))
     start = time.perf_counter()
@@ -127,6 +131,8 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
          variant: list[str] = typer.Option(None, help="an ad-hoc variant: NAME then KEY=VALUE overrides, "
                                                      "e.g. --variant 'wide model.convnext_width=384'"),
          seconds: float = typer.Option(240.0, help="wall-clock training budget per variant"),
+         steps: int = typer.Option(0, help="train every variant this many steps instead of for --seconds "
+                                           "(equal steps, not equal time: for comparing losses at one cost)"),
          threads: int = typer.Option(2, help="torch intra-op threads"),
          device: str = typer.Option("cpu"),
          work: Path = typer.Option(WORK, help="training runs and reconstructions"),
@@ -157,7 +163,8 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
     manifest, classifier = prepare(work, device)
     todo = {name + suffix: overrides for name, overrides in todo.items()}
     for name, overrides in todo.items():
-        done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == seconds]
+        budget = f"{steps} steps" if steps else seconds
+        done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == budget]
         if done and not rerun:
             print(f"[{name}] already measured: {done[0]['roundtrip_accuracy']:.1%}, mel {done[0]['mel_distance']:.3f}")
             continue
@@ -165,8 +172,9 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
             import shutil
 
             shutil.rmtree(work / name)
-        result = run_variant(name, overrides, seconds, work, device, manifest, classifier) | {"note": note}
-        report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == seconds)]
+        result = run_variant(name, overrides, seconds, work, device, manifest, classifier, steps) | {"note": note}
+        result["budget_s"] = budget
+        report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == budget)]
         report["results"].append(result)
         atomic_write_json(path, report)
         print(f"[{name}] steps {result['steps']}, round trip accuracy {result['roundtrip_accuracy']:.1%}, "

@@ -3,6 +3,7 @@ forms, the weighted generator total, the discriminator, and a short training run
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,101 @@ def test_tiny_sat_training_lowers_mel_loss():
         opt.step()
         history.append(terms["mel"].item())
     assert min(history[-5:]) < 0.7 * history[0], history[::10]
+
+
+def test_stft_loss_matches_numpy_reference_and_is_zero_on_identity():
+    from nextscale.tokenizer.losses import multi_resolution_stft_loss
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(3000), rng.standard_normal(3000)
+
+    def np_mag(sig, n_fft):
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+        padded = np.pad(sig, n_fft // 2, mode="reflect")
+        frames = [padded[i:i + n_fft] * window for i in range(0, len(padded) - n_fft + 1, n_fft // 4)]
+        return np.abs(np.fft.rfft(np.stack(frames), axis=1))
+
+    expected = 0.0
+    for n_fft in (256, 512):
+        a, b = np_mag(x, n_fft), np_mag(y, n_fft)
+        expected += np.linalg.norm(a - b) / np.linalg.norm(a)
+        expected += np.abs(np.log(np.maximum(b, 1e-5)) - np.log(np.maximum(a, 1e-5))).mean()
+    as_t = lambda v: torch.tensor(v, dtype=torch.float32)[None, None]
+    assert multi_resolution_stft_loss(as_t(x), as_t(y), (256, 512)).item() == pytest.approx(expected, rel=1e-4)
+    assert multi_resolution_stft_loss(as_t(x), as_t(x), (256, 512)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_linear_stft_and_scaled_mel_bands_see_a_pitch_error_that_64_mel_bands_hardly_see():
+    """A 200 Hz tone against 212 Hz (one semitone flat of 224): the relative loss increase under
+    the linear STFT term and DAC-style growing mel bands is larger than under 64 fixed bands."""
+    from nextscale.tokenizer.losses import multi_resolution_mel_loss, multi_resolution_stft_loss
+
+    t = torch.arange(24000) / 24000
+    tone = lambda f: sum(0.3 / h * torch.sin(2 * math.pi * f * h * t) for h in range(1, 4))[None, None]
+    ref, near, far = tone(200.0), tone(212.0), tone(400.0)
+
+    def ratio(fn):   # how much of the octave error the small pitch error already costs
+        return (fn(ref, near) / fn(ref, far)).item()
+
+    fixed = ratio(lambda a, b: multi_resolution_mel_loss(a, b, 24000, 64, range(9, 12)))
+    scaled = ratio(lambda a, b: multi_resolution_mel_loss(a, b, 24000, [80, 160, 320], range(9, 12)))
+    linear = ratio(lambda a, b: multi_resolution_stft_loss(a, b, (512, 1024, 2048)))
+    assert scaled > fixed and linear > fixed, (fixed, scaled, linear)
+
+
+def test_loss_config_rejects_mismatched_mel_band_lists_and_counts_the_stft_term():
+    with pytest.raises(ConfigError, match="one count per resolution"):
+        LossConfig(mel_bins=[5, 10])
+    with pytest.raises(ConfigError, match="stft_weight"):
+        LossConfig(stft_weight=-1.0)
+    wav = torch.randn(1, 1, 4800) * 0.1
+    est = wav + 0.05 * torch.randn_like(wav)
+    terms = GeneratorLoss(LossConfig(adversarial=False, stft_weight=2.0))(
+        wav, SATOutput(est, [], torch.tensor(0.0), None, None))
+    assert terms["total"].item() == pytest.approx((0.1 * terms["time"] + terms["mel"] + 2 * terms["stft"]).item(),
+                                                  rel=1e-6)
+
+
+def test_compressed_magnitude_loss_closed_form():
+    from nextscale.tokenizer.losses import compressed_magnitude_loss
+
+    spec = torch.polar(torch.rand(2, 33, 10) + 0.5, torch.rand(2, 33, 10) * 6)
+    assert compressed_magnitude_loss(spec, spec.abs().log()).item() == pytest.approx(0.0, abs=1e-6)
+    # predicting twice the magnitude: error (2^p - 1) |X|^p, squared and averaged
+    expected = ((2 ** 0.3 - 1) ** 2 * spec.abs().pow(0.6)).mean().item()
+    assert compressed_magnitude_loss(spec, spec.abs().log() + math.log(2)).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_phase_derivative_loss_ignores_a_phase_offset_and_measures_a_frequency_error():
+    from nextscale.tokenizer.losses import phase_derivative_loss
+
+    g = torch.Generator().manual_seed(0)
+    spec = torch.polar(torch.rand(2, 33, 12, generator=g) + 0.1, torch.rand(2, 33, 12, generator=g) * 6.28)
+    phase = spec.angle()
+    assert phase_derivative_loss(spec, phase + 1.234).item() == pytest.approx(0.0, abs=1e-5)
+    assert phase_derivative_loss(spec, phase + 2 * math.pi * torch.randint(-3, 4, phase.shape, generator=g)).item() \
+        == pytest.approx(0.0, abs=1e-5)                                       # wrapping does not count
+    delta = 0.4   # every bin's phase advances 0.4 rad per frame too fast: an IF error, no group-delay error
+    ramp = delta * torch.arange(12.0)
+    assert phase_derivative_loss(spec, phase + ramp).item() == pytest.approx(1 - math.cos(delta), rel=1e-4)
+
+
+def test_spectral_terms_need_the_fourier_codec_and_its_spectrum_gives_its_audio():
+    from nextscale.train.distributed import init_distributed
+    from nextscale.train.tokenizer import SATTask, load_sat_train_config
+
+    with pytest.raises(ConfigError, match="fourier"):
+        GeneratorLoss(LossConfig(spectral_weight=1.0))
+    cfg = load_sat_train_config({"model": dict(codec="fourier", fourier_phase="cumulative", convnext_width=16,
+                                               convnext_layers=1, dimension=8, latent_dim=8, codebook_size=16,
+                                               num_scales=4, kmeans_iters=2),
+                                 "loss": {"spectral_weight": 2.0, "phase_weight": 3.0}, "train": {"adversarial": False}})
+    task = SATTask(cfg, init_distributed("cpu"), Path("unused"))
+    wav = 0.1 * torch.randn(2, 1, task.model.clip_samples)
+    out = task.model(wav)
+    log_magnitude, phase = out.spectrum
+    again = task.model.decoder.stft.inverse(torch.polar(log_magnitude.exp(), phase))[..., : wav.shape[-1]]
+    torch.testing.assert_close(again, out.audio)
+    terms = task.loss_fn(wav, out)
+    expected = 0.1 * terms["time"] + terms["mel"] + terms["commit"] + 2 * terms["spectral"] + 3 * terms["phase"]
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-6)

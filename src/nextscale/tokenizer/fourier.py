@@ -107,21 +107,36 @@ def _init(module: nn.Module) -> None:
 
 
 class FourierEncoder(nn.Module):
-    """(B, 1, S) -> (B, dimension, T): log-magnitude and phase (as cos, sin) of each bin, then ConvNeXt."""
+    """(B, 1, S) -> (B, dimension, T): each frame's log-magnitudes (and optionally phase as cos, sin), then ConvNeXt.
 
-    def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int):
+    Log-magnitudes are scaled to about unit range first: raw, they span -11.5 (the floor) to ~+4
+    and a 1x1 projection of 513 of them starts out dominated by the level of silence. The
+    absolute phase of a frame says nothing a cumulative-phase decoder can use and, as cos/sin of
+    every bin, doubles the input with noise-like features, so `phase=False` (the default of the
+    configs) leaves it out; the published-style `phase=True` keeps it.
+    """
+
+    log_floor = math.log(1e-5)
+    log_center, log_scale = -5.0, 4.0       # maps the floor to about -1.6 and full scale (|X| ~ 50) to ~2.2
+
+    def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
+                 phase: bool = False):
         super().__init__()
         self.stft = SameSTFT(n_fft, hop)
-        # per-frame projection of the ~1.5k spectral features: the blocks' k7 depthwise convs give the context
-        self.backbone = ConvNeXtStack(3 * (n_fft // 2 + 1), width, layers, mlp_ratio, embed_kernel=1)
+        self.phase = phase
+        bins = n_fft // 2 + 1
+        # per-frame projection of the spectral features: the blocks' k7 depthwise convs give the context
+        self.backbone = ConvNeXtStack((3 if phase else 1) * bins, width, layers, mlp_ratio, embed_kernel=1)
         self.out = nn.Conv1d(width, dimension, 1)
         _init(self.out)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         spec = self.stft(wav)
         magnitude = spec.abs()
-        unit = spec / magnitude.clamp(min=1e-5)
-        features = torch.cat([magnitude.clamp(min=1e-5).log(), unit.real, unit.imag], dim=1)
+        features = (magnitude.clamp(min=1e-5).log() - self.log_center) / self.log_scale
+        if self.phase:
+            unit = spec / magnitude.clamp(min=1e-5)
+            features = torch.cat([features, unit.real, unit.imag], dim=1)
         return self.out(self.backbone(features))
 
 
@@ -153,11 +168,18 @@ class FourierDecoder(nn.Module):
         self.register_buffer("bin_advance", advance.float()[:, None], persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(*self.head(self.backbone(z)).float().chunk(2, dim=1))
+        return self.synthesize(*self.predict(z))
+
+    def predict(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, dimension, T) -> the head's (B, F, T) log-magnitude and phase parameter, in float32."""
+        log_magnitude, phase = self.head(self.backbone(z)).float().chunk(2, dim=1)
+        return log_magnitude.clamp(max=self.max_log_magnitude), phase
+
+    def phase_of(self, phase: torch.Tensor) -> torch.Tensor:
+        """The head's phase parameter -> each bin's phase per frame (the cumulative model sums increments)."""
+        return torch.cumsum(phase + self.bin_advance, dim=-1) if self.phase == "cumulative" else phase
 
     def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """The head's two (B, F, T) outputs -> (B, 1, T * hop) audio."""
         magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
-        if self.phase == "cumulative":
-            phase = torch.cumsum(phase + self.bin_advance, dim=-1)
-        return self.stft.inverse(torch.polar(magnitude, phase))
+        return self.stft.inverse(torch.polar(magnitude, self.phase_of(phase)))

@@ -1,5 +1,10 @@
 """SAT generator and discriminator losses (DESIGN.md): time L1, multi-resolution log-mel L1+L2,
-hinge adversarial, relative feature matching and the quantizer's commitment loss.
+hinge adversarial, relative feature matching and the quantizer's commitment loss; optionally a
+multi-resolution linear-frequency STFT term (spectral convergence + log-magnitude L1).
+
+A 64-band mel loss cannot see a harmonic that moved within its band (bands are ~60 Hz wide
+around 200 Hz), so pitch is nearly free under it; mel bands that grow with n_fft
+(`loss.mel_bins: [5, 10, ..., 320]`) and the linear STFT term pin it down.
 
 The training loop calls `GeneratorLoss(config)(wav, out, disc_fake, disc_real)` and gets a dict
 of named terms (plus `total`) to log, and `discriminator_loss(real_logits, fake_logits)`.
@@ -7,7 +12,8 @@ of named terms (plus `total`) to log, and `discriminator_loss(real_logits, fake_
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import math
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,29 +35,106 @@ class LossConfig:
     adv_weight: float = 3.0
     feat_weight: float = 3.0
     commit_weight: float = 1.0
-    mel_bins: int = 64
+    mel_bins: int | list[int] = 64    # one count for every resolution, or one per resolution (finest first)
     mel_min_exponent: int = 5     # n_fft = 2^5 .. 2^11, hop = n_fft / 4
     mel_max_exponent: int = 11
+    stft_weight: float = 0.0      # linear-frequency STFT term; 0 leaves it out
+    stft_ffts: list[int] = dataclasses.field(default_factory=lambda: [512, 1024, 2048])   # hop = n_fft / 4
+    # fourier codec only: its head's spectrum against the input's, in the codec's own STFT frames
+    spectral_weight: float = 0.0  # squared error of power-law compressed magnitudes
+    spectral_power: float = 0.3
+    phase_weight: float = 0.0     # instantaneous frequency + group delay, weighted by magnitude
     adversarial: bool = True
 
     def __post_init__(self) -> None:
         if not 2 <= self.mel_min_exponent <= self.mel_max_exponent:
             raise ConfigError(f"loss.mel_min_exponent/mel_max_exponent: need 2 <= min <= max, got "
                               f"{self.mel_min_exponent}, {self.mel_max_exponent}")
-        for name in ("time_weight", "mel_weight", "adv_weight", "feat_weight", "commit_weight"):
+        for name in ("time_weight", "mel_weight", "adv_weight", "feat_weight", "commit_weight", "stft_weight",
+                     "spectral_weight", "phase_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name}: must be >= 0, got {getattr(self, name)}")
+        resolutions = self.mel_max_exponent - self.mel_min_exponent + 1
+        bins = self.mel_bins if isinstance(self.mel_bins, list) else [self.mel_bins]
+        if isinstance(self.mel_bins, list) and len(bins) != resolutions:
+            raise ConfigError(f"loss.mel_bins: a list needs one count per resolution (n_fft = 2^{self.mel_min_exponent}"
+                              f" .. 2^{self.mel_max_exponent}: {resolutions}), got {len(bins)}")
+        if any(not isinstance(b, int) or b < 1 for b in bins):
+            raise ConfigError(f"loss.mel_bins: counts must be positive integers, got {self.mel_bins!r}")
+        if not 0 < self.spectral_power <= 2:
+            raise ConfigError(f"loss.spectral_power: must be in (0, 2], got {self.spectral_power}")
+        if any(n < 4 for n in self.stft_ffts):
+            raise ConfigError(f"loss.stft_ffts: each n_fft must be >= 4, got {self.stft_ffts}")
+
+    def mel_bins_per_resolution(self) -> list[int]:
+        count = self.mel_max_exponent - self.mel_min_exponent + 1
+        return list(self.mel_bins) if isinstance(self.mel_bins, list) else [self.mel_bins] * count
 
 
-def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, sample_rate: int, n_mels: int = 64,
-                              exponents: Sequence[int] = range(5, 12)) -> torch.Tensor:
-    """Sum over n_fft = 2^i of mean |L1| + mean squared error between log-mel spectrograms."""
+def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
+                              n_mels: int | Sequence[int] = 64, exponents: Sequence[int] = range(5, 12)) -> torch.Tensor:
+    """Sum over n_fft = 2^i of mean |L1| + mean squared error between log-mel spectrograms.
+
+    `n_mels` is one band count for every resolution or one per exponent.
+    """
+    exponents = list(exponents)
+    bands = [n_mels] * len(exponents) if isinstance(n_mels, int) else list(n_mels)
+    if len(bands) != len(exponents):
+        raise ConfigError(f"multi_resolution_mel_loss: {len(bands)} mel band counts for {len(exponents)} resolutions")
     total = torch.zeros((), device=target.device)
-    for i in exponents:
+    for i, bins in zip(exponents, bands):
         n_fft = 2 ** i
-        a = log_mel_spectrogram(target, sample_rate, n_fft, n_fft // 4, n_mels)
-        b = log_mel_spectrogram(estimate, sample_rate, n_fft, n_fft // 4, n_mels)
+        a = log_mel_spectrogram(target, sample_rate, n_fft, n_fft // 4, bins)
+        b = log_mel_spectrogram(estimate, sample_rate, n_fft, n_fft // 4, bins)
         total = total + F.l1_loss(b, a) + F.mse_loss(b, a)
+    return total
+
+
+def multi_resolution_stft_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Sequence[int] = (512, 1024, 2048),
+                               floor: float = 1e-5) -> torch.Tensor:
+    """Sum over n_fft of spectral convergence + mean |log|X| - log|Y||, linear frequency, hop n_fft / 4.
+
+    Unlike mel bands, linear bins resolve a harmonic's position at every frequency (Yamamoto et
+    al.'s multi-resolution STFT loss).
+    """
+    flat_t, flat_e = target.reshape(-1, target.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
+    total = torch.zeros((), device=target.device)
+    for n_fft in ffts:
+        window = torch.hann_window(n_fft, device=target.device)
+        a, b = (torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs() for x in (flat_t, flat_e))
+        convergence = torch.linalg.vector_norm(a - b, dim=(-2, -1)) / torch.linalg.vector_norm(a, dim=(-2, -1)).clamp(min=floor)
+        total = total + convergence.mean() + F.l1_loss(b.clamp(min=floor).log(), a.clamp(min=floor).log())
+    return total
+
+
+def compressed_magnitude_loss(target: torch.Tensor, log_magnitude: torch.Tensor, power: float = 0.3) -> torch.Tensor:
+    """Mean squared error between |X|^power and the predicted magnitude^power, over bins and frames.
+
+    A log-domain loss weighs every bin alike, and most bins are the background between
+    harmonics, so under it a decoder unsure of the pitch is best off predicting a smooth
+    envelope with no harmonics at all (what small Fourier SATs did). Compressed magnitudes
+    weigh the loud bins, and the quickest way down is to put energy where the partials are.
+    """
+    return F.mse_loss((power * log_magnitude).exp(), target.abs().pow(power))
+
+
+def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Magnitude-weighted 1 - cos of the error in each bin's phase change, along time and along frequency.
+
+    The change over one hop is the instantaneous frequency (pitch, glides), the change across
+    bins the group delay (where in the frame a transient sits). Both are well defined from the
+    codes, unlike the absolute phase, and differences of wrapped phases are compared through
+    cos, so no unwrapping is needed (the anti-wrapping losses of APNet, Ai & Ling 2023).
+    """
+    magnitude = target.abs()
+    total = torch.zeros((), device=target.device)
+    for dim in (-1, -2):                               # time, frequency
+        n = target.shape[dim]
+        now, before = target.narrow(dim, 1, n - 1), target.narrow(dim, 0, n - 1)
+        true_step = torch.angle(now * before.conj())
+        step = phase.narrow(dim, 1, n - 1) - phase.narrow(dim, 0, n - 1)
+        weight = (magnitude.narrow(dim, 1, n - 1) * magnitude.narrow(dim, 0, n - 1)).sqrt()
+        total = total + (weight * (1 - torch.cos(step - true_step))).sum() / weight.sum().clamp(min=1e-8)
     return total
 
 
@@ -75,21 +158,40 @@ def discriminator_loss(real_logits: Sequence[torch.Tensor], fake_logits: Sequenc
 
 
 class GeneratorLoss:
-    """Weighted sum of the generator terms; returns every term by name and `total`."""
+    """Weighted sum of the generator terms; returns every term by name and `total`.
 
-    def __init__(self, config: LossConfig | None = None):
+    `codec_stft` (the Fourier codec's own STFT) is needed by the spectral and phase terms.
+    """
+
+    def __init__(self, config: LossConfig | None = None, codec_stft: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.config = config or LossConfig()
+        self.codec_stft = codec_stft
+        if (self.config.spectral_weight > 0 or self.config.phase_weight > 0) and codec_stft is None:
+            raise ConfigError("loss.spectral_weight / loss.phase_weight: these terms compare the decoder's spectrum "
+                              "with the input's and need model.codec: fourier")
 
     def __call__(self, wav: torch.Tensor, out: SATOutput, disc_fake: DiscOutput | None = None,
                  disc_real: DiscOutput | None = None) -> dict[str, torch.Tensor]:
         c = self.config
         terms = {
             "time": F.l1_loss(out.audio, wav),
-            "mel": multi_resolution_mel_loss(wav, out.audio, c.sample_rate, c.mel_bins,
+            "mel": multi_resolution_mel_loss(wav, out.audio, c.sample_rate, c.mel_bins_per_resolution(),
                                              range(c.mel_min_exponent, c.mel_max_exponent + 1)),
             "commit": out.commit_loss,
         }
         total = c.time_weight * terms["time"] + c.mel_weight * terms["mel"] + c.commit_weight * terms["commit"]
+        if c.stft_weight > 0:
+            terms["stft"] = multi_resolution_stft_loss(wav, out.audio, c.stft_ffts)
+            total = total + c.stft_weight * terms["stft"]
+        if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:
+            target = self.codec_stft(wav)
+            log_magnitude, phase = out.spectrum
+            if c.spectral_weight > 0:
+                terms["spectral"] = compressed_magnitude_loss(target, log_magnitude, c.spectral_power)
+                total = total + c.spectral_weight * terms["spectral"]
+            if c.phase_weight > 0:
+                terms["phase"] = phase_derivative_loss(target, phase)
+                total = total + c.phase_weight * terms["phase"]
         if c.adversarial and disc_fake is not None:
             if disc_real is None:
                 raise ConfigError("GeneratorLoss: feature matching needs the discriminator's outputs on real audio")

@@ -46,6 +46,7 @@ class SATConfig:
     convnext_layers: int = 4
     convnext_mlp_ratio: float = 3.0
     fourier_phase: Literal["direct", "cumulative"] = "direct"   # see FourierDecoder
+    fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
     # MSRQ
     latent_dim: int = 64
     codebook_size: int = 1024
@@ -126,7 +127,8 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
 
         parts = dict(n_fft=config.n_fft, hop=config.hop_length, width=config.convnext_width,
                      layers=config.convnext_layers, mlp_ratio=config.convnext_mlp_ratio, dimension=config.dimension)
-        return FourierEncoder(**parts), FourierDecoder(**parts, phase=config.fourier_phase)
+        return (FourierEncoder(**parts, phase=config.fourier_encoder_phase),
+                FourierDecoder(**parts, phase=config.fourier_phase))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
                   n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
                   kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
@@ -144,6 +146,8 @@ class SATOutput:
     commit_loss: torch.Tensor      # scalar (zero in eval mode)
     usage: torch.Tensor            # (K,) fraction of each codebook used by this batch
     perplexity: torch.Tensor       # (K,) code perplexity per scale
+    spectrum: tuple[torch.Tensor, torch.Tensor] | None = None   # fourier codec: the decoder head's
+    # (B, F, T) log-magnitude and phase (each frame's), for the spectral losses; None for seanet
 
 
 class SAT(Pretrained, nn.Module):
@@ -239,5 +243,11 @@ class SAT(Pretrained, nn.Module):
 
     def forward(self, wav: torch.Tensor) -> SATOutput:
         q = self.quantizer(self.encode_latent(wav))
-        audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
-        return SATOutput(audio, q.codes, q.commit_loss, q.usage, q.perplexity)
+        spectrum = None
+        if self.config.codec == "fourier":
+            log_magnitude, phase = self.decoder.predict(q.quantized)
+            audio = self.decoder.synthesize(log_magnitude, phase)
+            spectrum = (log_magnitude, self.decoder.phase_of(phase))
+        else:
+            audio = self.decoder(q.quantized)
+        return SATOutput(audio[..., : wav.shape[-1]], q.codes, q.commit_loss, q.usage, q.perplexity, spectrum)

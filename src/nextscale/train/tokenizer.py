@@ -79,7 +79,8 @@ class SATTask:
         self.cfg, self.dist, self.run_dir, self.device = cfg, dist, run_dir, dist.device
         self.model = SAT(cfg.model).to(self.device)
         self.net = wrap_ddp(self.model, dist)
-        self.loss_fn = GeneratorLoss(cfg.loss)
+        codec_stft = self.model.decoder.stft if cfg.model.codec == "fourier" else None
+        self.loss_fn = GeneratorLoss(cfg.loss, codec_stft)
         o = cfg.optim
         adam = dict(lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         self.opt_g = torch.optim.Adam(self.model.parameters(), **adam)
@@ -143,7 +144,7 @@ class SATTask:
         sat, c, sr = self.model.eval(), self.cfg.loss, self.model.sample_rate
         wav = self.heldout["audio"].to(self.device)
         out = sat(wav)
-        mel = multi_resolution_mel_loss(wav, out.audio, sr, c.mel_bins, range(c.mel_min_exponent, c.mel_max_exponent + 1))
+        mel = multi_resolution_mel_loss(wav, out.audio, sr, c.mel_bins_per_resolution(), range(c.mel_min_exponent, c.mel_max_exponent + 1))
         folder = self.run_dir / "samples" / f"step_{step:07d}"
         for i in range(len(wav)):
             for name, audio in (("input", wav[i]), ("recon", out.audio[i])):
