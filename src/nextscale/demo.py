@@ -49,7 +49,7 @@ class DemoPreset:
 
 
 PRESETS = {
-    "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1250, sat_batch=4, ar_steps=650,
+    "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1400, sat_batch=4, ar_steps=600,
                           ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
     "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=300, sat_batch=4, ar_steps=150, ar_batch=32,
                         classifier_steps=200, classifier_n=480, samples_per_class=4,
