@@ -160,6 +160,12 @@ def test_loss_config_rejects_mismatched_mel_band_lists_and_counts_the_stft_term(
         LossConfig(mel_bins=[5, 10])
     with pytest.raises(ConfigError, match="stft_weight"):
         LossConfig(stft_weight=-1.0)
+    with pytest.raises(ConfigError, match="loss.mel_bins: counts must be positive"):
+        LossConfig(mel_bins=0)
+    with pytest.raises(ConfigError, match="loss.spectral_power"):
+        LossConfig(spectral_power=0.0)
+    with pytest.raises(ConfigError, match="loss.stft_ffts"):
+        LossConfig(stft_ffts=[2])
     wav = torch.randn(1, 1, 4800) * 0.1
     est = wav + 0.05 * torch.randn_like(wav)
     terms = GeneratorLoss(LossConfig(adversarial=False, stft_weight=2.0))(

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..tokenizer.losses import stft_distance_sum
 from .embeddings.mel import log_mel
 
 MEL_RESOLUTIONS = ((2048, 512, 128), (1024, 256, 64), (512, 128, 64), (256, 64, 32), (128, 32, 16))  # n_fft, hop, n_mels
@@ -40,16 +41,7 @@ def stft_distance(ref: torch.Tensor, est: torch.Tensor,
                   resolutions: Sequence[tuple[int, int, int]] = STFT_RESOLUTIONS) -> torch.Tensor:
     """Per-clip mean over resolutions of spectral convergence + mean |log|X| − log|Y||."""
     ref, est = _check_pair(ref, est)
-    shape = ref.shape[:-1]
-    ref, est = ref.reshape(-1, ref.shape[-1]), est.reshape(-1, est.shape[-1])
-    total = 0.0
-    for n_fft, hop, win in resolutions:
-        window = torch.hann_window(win, device=ref.device)
-        spec = [torch.stft(x, n_fft, hop, win, window, return_complex=True).abs().clamp_min(1e-7) for x in (ref, est)]
-        convergence = torch.linalg.norm(spec[0] - spec[1], dim=(-2, -1)) / torch.linalg.norm(spec[0], dim=(-2, -1)).clamp_min(1e-7)
-        log_l1 = (spec[0].log() - spec[1].log()).abs().mean(dim=(-2, -1))
-        total = total + convergence + log_l1
-    return (total / len(resolutions)).reshape(shape)
+    return stft_distance_sum(ref, est, resolutions, floor=1e-7) / len(resolutions)
 
 
 def si_sdr(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -116,7 +116,6 @@ class FourierEncoder(nn.Module):
     configs) leaves it out; the published-style `phase=True` keeps it.
     """
 
-    log_floor = math.log(1e-5)
     log_center, log_scale = -5.0, 4.0       # maps the floor to about -1.6 and full scale (|X| ~ 50) to ~2.2
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
@@ -171,15 +170,15 @@ class FourierDecoder(nn.Module):
         return self.synthesize(*self.predict(z))
 
     def predict(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, dimension, T) -> the head's (B, F, T) log-magnitude and phase parameter, in float32."""
+        """(B, dimension, T) -> (B, F, T) log-magnitude and each frame's phase, in float32."""
         log_magnitude, phase = self.head(self.backbone(z)).float().chunk(2, dim=1)
-        return log_magnitude.clamp(max=self.max_log_magnitude), phase
+        return log_magnitude.clamp(max=self.max_log_magnitude), self.phase_of(phase)
 
     def phase_of(self, phase: torch.Tensor) -> torch.Tensor:
-        """The head's phase parameter -> each bin's phase per frame (the cumulative model sums increments)."""
+        """The head's phase output -> each bin's phase per frame (the cumulative model sums increments)."""
         return torch.cumsum(phase + self.bin_advance, dim=-1) if self.phase == "cumulative" else phase
 
     def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """The head's two (B, F, T) outputs -> (B, 1, T * hop) audio."""
+        """(B, F, T) log-magnitude and per-frame phase -> (B, 1, T * hop) audio."""
         magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
-        return self.stft.inverse(torch.polar(magnitude, self.phase_of(phase)))
+        return self.stft.inverse(torch.polar(magnitude, phase))

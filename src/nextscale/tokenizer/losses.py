@@ -12,7 +12,6 @@ of named terms (plus `total`) to log, and `discriminator_loss(real_logits, fake_
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Sequence
 
 import torch
@@ -66,10 +65,6 @@ class LossConfig:
         if any(n < 4 for n in self.stft_ffts):
             raise ConfigError(f"loss.stft_ffts: each n_fft must be >= 4, got {self.stft_ffts}")
 
-    def mel_bins_per_resolution(self) -> list[int]:
-        count = self.mel_max_exponent - self.mel_min_exponent + 1
-        return list(self.mel_bins) if isinstance(self.mel_bins, list) else [self.mel_bins] * count
-
 
 def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
                               n_mels: int | Sequence[int] = 64, exponents: Sequence[int] = range(5, 12)) -> torch.Tensor:
@@ -90,21 +85,32 @@ def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, samp
     return total
 
 
+def stft_distance_sum(reference: torch.Tensor, estimate: torch.Tensor,
+                      resolutions: Sequence[tuple[int, int, int]], floor: float) -> torch.Tensor:
+    """Per clip, summed over (n_fft, hop, window) resolutions: spectral convergence + mean |log|X| - log|Y||.
+
+    Magnitudes are clamped at `floor` first. Shared by the training term below and the
+    evaluation metric (`eval.recon.stft_distance`, the mean over its resolutions); (..., S) -> (...).
+    """
+    shape = reference.shape[:-1]
+    ref, est = reference.reshape(-1, reference.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
+    total = torch.zeros(ref.shape[0], device=ref.device)
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=ref.device)
+        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs().clamp_min(floor) for x in (ref, est))
+        convergence = torch.linalg.vector_norm(a - b, dim=(-2, -1)) / torch.linalg.vector_norm(a, dim=(-2, -1)).clamp_min(floor)
+        total = total + convergence + (a.log() - b.log()).abs().mean(dim=(-2, -1))
+    return total.reshape(shape)
+
+
 def multi_resolution_stft_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Sequence[int] = (512, 1024, 2048),
                                floor: float = 1e-5) -> torch.Tensor:
-    """Sum over n_fft of spectral convergence + mean |log|X| - log|Y||, linear frequency, hop n_fft / 4.
+    """Batch mean of `stft_distance_sum` at n_fft = window = `ffts`, hop n_fft / 4, linear frequency.
 
     Unlike mel bands, linear bins resolve a harmonic's position at every frequency (Yamamoto et
     al.'s multi-resolution STFT loss).
     """
-    flat_t, flat_e = target.reshape(-1, target.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
-    total = torch.zeros((), device=target.device)
-    for n_fft in ffts:
-        window = torch.hann_window(n_fft, device=target.device)
-        a, b = (torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs() for x in (flat_t, flat_e))
-        convergence = torch.linalg.vector_norm(a - b, dim=(-2, -1)) / torch.linalg.vector_norm(a, dim=(-2, -1)).clamp(min=floor)
-        total = total + convergence.mean() + F.l1_loss(b.clamp(min=floor).log(), a.clamp(min=floor).log())
-    return total
+    return stft_distance_sum(target, estimate, [(n, n // 4, n) for n in ffts], floor).mean()
 
 
 def compressed_magnitude_loss(target: torch.Tensor, log_magnitude: torch.Tensor, power: float = 0.3) -> torch.Tensor:
@@ -175,7 +181,7 @@ class GeneratorLoss:
         c = self.config
         terms = {
             "time": F.l1_loss(out.audio, wav),
-            "mel": multi_resolution_mel_loss(wav, out.audio, c.sample_rate, c.mel_bins_per_resolution(),
+            "mel": multi_resolution_mel_loss(wav, out.audio, c.sample_rate, c.mel_bins,
                                              range(c.mel_min_exponent, c.mel_max_exponent + 1)),
             "commit": out.commit_loss,
         }

@@ -245,9 +245,8 @@ class SAT(Pretrained, nn.Module):
         q = self.quantizer(self.encode_latent(wav))
         spectrum = None
         if self.config.codec == "fourier":
-            log_magnitude, phase = self.decoder.predict(q.quantized)
-            audio = self.decoder.synthesize(log_magnitude, phase)
-            spectrum = (log_magnitude, self.decoder.phase_of(phase))
+            spectrum = self.decoder.predict(q.quantized)
+            audio = self.decoder.synthesize(*spectrum)
         else:
             audio = self.decoder(q.quantized)
         return SATOutput(audio[..., : wav.shape[-1]], q.codes, q.commit_loss, q.usage, q.perplexity, spectrum)

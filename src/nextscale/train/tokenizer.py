@@ -144,7 +144,7 @@ class SATTask:
         sat, c, sr = self.model.eval(), self.cfg.loss, self.model.sample_rate
         wav = self.heldout["audio"].to(self.device)
         out = sat(wav)
-        mel = multi_resolution_mel_loss(wav, out.audio, sr, c.mel_bins_per_resolution(), range(c.mel_min_exponent, c.mel_max_exponent + 1))
+        mel = multi_resolution_mel_loss(wav, out.audio, sr, c.mel_bins, range(c.mel_min_exponent, c.mel_max_exponent + 1))
         folder = self.run_dir / "samples" / f"step_{step:07d}"
         for i in range(len(wav)):
             for name, audio in (("input", wav[i]), ("recon", out.audio[i])):
