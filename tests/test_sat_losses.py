@@ -166,6 +166,9 @@ def test_loss_config_rejects_mismatched_mel_band_lists_and_counts_the_stft_term(
         LossConfig(spectral_power=0.0)
     with pytest.raises(ConfigError, match="loss.stft_ffts"):
         LossConfig(stft_ffts=[2])
+    from nextscale.tokenizer.losses import multi_resolution_mel_loss
+    with pytest.raises(ConfigError, match="2 mel band counts for 3 resolutions"):
+        multi_resolution_mel_loss(torch.zeros(1, 1, 800), torch.zeros(1, 1, 800), 24000, [8, 16], range(5, 8))
     wav = torch.randn(1, 1, 4800) * 0.1
     est = wav + 0.05 * torch.randn_like(wav)
     terms = GeneratorLoss(LossConfig(adversarial=False, stft_weight=2.0))(
