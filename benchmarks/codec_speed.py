@@ -30,7 +30,7 @@ def main(threads: int = typer.Option(1), repeats: int = typer.Option(7),
     device, rows = torch.device("cpu"), []
     for name in CONFIGS:
         torch.manual_seed(0)
-        sat = SAT(load_sat_train_config(ROOT / "configs" / f"{name}.yaml").model).eval()
+        sat = SAT(load_sat_train_config(name).model).eval()
         wav = 0.1 * torch.randn(1, 1, sat.clip_samples)
         with torch.inference_mode():
             sat.train()(wav.repeat(8, 1, 1))          # seeds the codebooks, as the first training step does

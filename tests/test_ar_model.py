@@ -177,10 +177,9 @@ def test_clear_errors():
 
 
 def test_configs_build(tmp_path):
-    from pathlib import Path
+    from nextscale.config import CONFIG_DIR as root
 
-    root = Path(__file__).resolve().parents[1] / "configs"
-    tiny_model = AAR.from_config(root / "aar-tiny.yaml")
+    tiny_model = AAR.from_config("aar-tiny")
     assert tiny_model.config.num_tokens == 234
     d16 = ARConfig(**{k: v for k, v in __import__("yaml").safe_load((root / "aar-d16.yaml").read_text())["model"].items()})
     assert (d16.width, d16.heads, d16.attention, d16.cond_dim) == (1024, 16, "cosine", 512)

@@ -85,7 +85,7 @@ def test_evaluate_tokenizer_on_a_tiny_sat(tmp_path):
     from nextscale.tokenizer.model import SAT
 
     torch.manual_seed(0)
-    sat = SAT.from_config("configs/sat-tiny.yaml")
+    sat = SAT.from_config("sat-tiny")
     sat.save_pretrained(tmp_path / "sat")
     data = _tones(tmp_path / "clips", 3, 0)
     sf.write(data / "short.wav", np.zeros(SR // 2, dtype=np.float32) + 0.1, SR)

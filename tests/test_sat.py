@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from nextscale.checkpoint import read_model_files
+from nextscale.config import CONFIG_DIR as CONFIGS   # the packaged YAMLs
 from nextscale.errors import ConfigError
 from nextscale.tokenizer.model import SAT, SATConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = dict(n_filters=4, dimension=8, latent_dim=4, codebook_size=16, lstm_layers=1, num_scales=4,
             clip_seconds=0.1, phi_count=2, kmeans_iters=3)
 
@@ -129,7 +129,7 @@ def test_fresh_seanet_passes_the_input_through():
     signal shrinks ~3x per layer and biases dominate, so every input gave the same audio (1e-7 apart)
     and a small SAT trained on CPU collapsed to silence."""
     torch.manual_seed(0)
-    sat = SAT.from_config(Path(__file__).resolve().parents[1] / "configs" / "sat-tiny.yaml")   # the small SEANet
+    sat = SAT.from_config("sat-tiny")   # the small SEANet
     t = torch.arange(sat.clip_samples) / sat.sample_rate
     wav = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (110.0, 440.0, 1760.0, 3520.0)])[:, None]
     with torch.no_grad():

@@ -37,7 +37,7 @@ def version() -> None:
     typer.echo(f"nextscale {__version__}, torch {torch.__version__}, {cuda}")
 
 
-COMMAND_MODULES = ("data", "codec", "train", "generate", "eval", "bench", "demo", "convert")
+COMMAND_MODULES = ("data", "codec", "train", "generate", "eval", "bench", "demo", "convert", "configs")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"nextscale.commands.{_name}").register(app)
 

@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError
 
 T = TypeVar("T")
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"     # YAMLs shipped as package data
 
 
 def _join(where: str, key: str) -> str:
@@ -152,11 +153,31 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], schema: type
     return data
 
 
+def packaged_configs() -> dict[str, Path]:
+    """Bare name -> YAML shipped inside the package (`nextscale configs` lists them)."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def resolve_config_path(source: str | Path) -> Path:
+    """A YAML file as given if it exists, else a packaged config by bare name.
+
+    `sat-paper`, `sat-paper.yaml` and the clone-era `configs/sat-paper.yaml` all name the
+    shipped file, so the same command works from a clone and from a wheel install.
+    """
+    path = Path(source)
+    if path.is_file():
+        return path
+    shipped = packaged_configs()
+    name = path.name[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else path.name
+    if str(path.parent) in (".", "configs") and name in shipped:
+        return shipped[name]
+    raise ConfigError(f"{source}: config file not found, and not the name of a packaged config "
+                      f"(one of: {', '.join(shipped)})")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    """Read a YAML mapping (a path or a packaged config's name), with errors that name the file."""
+    path = resolve_config_path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -174,7 +195,7 @@ def load_config(
     overrides: Sequence[str] = (),
     section: str | None = None,
 ) -> T:
-    """Load `schema` from a YAML path, a dict, an instance or None (defaults), then apply overrides.
+    """Load `schema` from a YAML path or packaged config name, a dict, an instance or None, then apply overrides.
 
     `section` picks a sub-mapping (e.g. "model") when the source is a whole training config;
     it is used only when present in the source and not itself a field of `schema`.

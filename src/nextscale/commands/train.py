@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train-tokenizer")
     @_rank_prefixed
     def train_tokenizer(
-        config: Path = typer.Option(..., "--config", help="training YAML (model/data/optim/train/loss sections)"),
+        config: Path = typer.Option(..., "--config", help="training YAML (model/data/optim/train/loss sections) or a packaged config name (nextscale configs)"),
         out: Path = typer.Option(..., "--out", help="run directory (checkpoints, metrics, samples)"),
         overrides: List[str] = typer.Option([], "--set", help=SET_HELP),
         resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in --out"),
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train-ar")
     @_rank_prefixed
     def train_ar(
-        config: Path = typer.Option(..., "--config", help="training YAML (model/data/optim/train sections)"),
+        config: Path = typer.Option(..., "--config", help="training YAML (model/data/optim/train sections) or a packaged config name (nextscale configs)"),
         tokens: Optional[Path] = typer.Option(None, "--tokens", help="token cache directory (cache-tokens)"),
         tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="SAT directory (default: the cache's)"),
         out: Path = typer.Option(..., "--out", help="run directory; RUN/pipeline is the final product"),

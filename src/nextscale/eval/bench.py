@@ -51,7 +51,7 @@ TINY_AR = dict(depth=2, width=64, heads=2)
 # SATs with random weights, 16 quadratic scales (455 tokens) and V = 1024 at every depth, so step
 # counts and the sampler's vocabulary match the paper; only the decoder's size changes.
 TINY_SAT = dict(n_filters=8, dimension=32, latent_dim=8, lstm_layers=1)
-PAPER_SAT = dict(dimension=128, latent_dim=128)    # configs/sat-paper-d128.yaml: what AAR is trained on
+PAPER_SAT = dict(dimension=128, latent_dim=128)    # the sat-paper-d128 config: what AAR is trained on
 COND_DIM = 512                      # CLAP-sized condition vectors, as in the paper
 
 

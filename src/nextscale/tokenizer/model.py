@@ -2,7 +2,7 @@
 
 The codec is `seanet` (the published architecture) or `fourier` (STFT + ConvNeXt at the latent
 frame rate; see fourier.py); MSRQ, the API and the checkpoint format are the same for both.
-`SAT.from_config("configs/sat-paper.yaml")` builds the published model; `encode` gives K
+`SAT.from_config("sat-paper")` (a packaged config) builds the published model; `encode` gives K
 LongTensors (B, n_k), `decode(codes[:k])` the coarse-to-fine preview from the first k scales.
 """
 from __future__ import annotations
