@@ -122,13 +122,18 @@ def write_model_files(directory: Path, kind: str, config: Mapping[str, Any], sta
 
 
 def resolve_model_dir(path_or_id: str | Path) -> Path:
-    """A local directory as is; anything else is looked up as a Hugging Face hub id."""
+    """A local directory as is; a published model's name (`nextscale models`) through `hub.published_dir`;
+    anything else of the form owner/name as a Hugging Face hub repository of a nextscale directory."""
     path = Path(path_or_id)
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"{path}: expected a checkpoint directory (config.json + model.safetensors), got a file")
         return path
     text = str(path_or_id)
+    from .hub import PUBLISHED, published_dir
+
+    if text in PUBLISHED:
+        return published_dir(text)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         try:
             from huggingface_hub import snapshot_download

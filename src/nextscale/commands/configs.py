@@ -1,4 +1,4 @@
-"""CLI: `nextscale configs` — the YAML configs shipped in the package, usable by bare name."""
+"""CLI: `nextscale configs` and `nextscale models` — what can be named instead of given as a path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,3 +31,13 @@ def register(app: typer.Typer) -> None:
             if not full and len(text) > 96:
                 text = text[:95].rstrip() + "…"
             typer.echo(f"{name:<{width}}  {text}" + (f"\n{'':<{width}}  {path}" if full else ""))
+
+    @app.command("models")
+    def models() -> None:
+        """List the published models that load by name (`--model NAME`, `Pipeline.from_pretrained(NAME)`)."""
+        from ..hub import PUBLISHED, PUBLISHED_REPO, cache_root
+
+        width = max(len(name) for name in PUBLISHED)
+        for name, model in PUBLISHED.items():
+            typer.echo(f"{name:<{width}}  {model.about}  [{PUBLISHED_REPO}: {', '.join(model.files)}]")
+        typer.echo(f"downloaded through the Hugging Face cache, converted once into {cache_root() / 'published'}")

@@ -23,8 +23,9 @@ def generate(
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass (1 = off)."),
     temperature: float = typer.Option(1.0, "--temperature"),
     seed: int = typer.Option(0, "--seed"),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", envvar="NEXTSCALE_PIPELINE",
-                                              help="Pipeline directory (or hub id); env NEXTSCALE_PIPELINE."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", "--model", "-m", envvar="NEXTSCALE_PIPELINE",
+                                              help="Pipeline directory, published model name (nextscale models) or "
+                                                   "hub id; env NEXTSCALE_PIPELINE."),
     out: Path = typer.Option(Path("generated"), "-o", "--out", help="Output directory."),
     previews: bool = typer.Option(False, "--previews", help="Also write a per-scale (coarse-to-fine) PNG per clip."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
@@ -50,7 +51,8 @@ def generate(
     if prompt is not None and class_name is not None:
         raise NextscaleError("give either a PROMPT or --class NAME, not both")
     if checkpoint is None:
-        raise NextscaleError("no pipeline given: pass --checkpoint DIR (or set NEXTSCALE_PIPELINE)")
+        raise NextscaleError("no pipeline given: pass --model NAME (nextscale models) or --checkpoint DIR "
+                             "(or set NEXTSCALE_PIPELINE)")
     dev = resolve_device(device)
     console = Console()
     with console.status(f"loading pipeline from {checkpoint}"):
