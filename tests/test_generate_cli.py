@@ -74,3 +74,28 @@ def test_cli_reports_bad_input_in_one_line(pipeline_dir, tmp_path):
                            "-o", str(tmp_path / "x"), "--device", "cpu"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown class 'violin'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_shipped_name_loads_and_is_the_default(pipeline_dir, tmp_path, monkeypatch):
+    """A pipeline in the package's models/ folder loads by name, and generate uses DEFAULT_MODEL when given none."""
+    import shutil
+
+    from nextscale import hub
+    from nextscale.pipeline import set_pipeline_sampling
+
+    shipped = tmp_path / "models"
+    shutil.copytree(pipeline_dir, shipped / "tiny-shipped")
+    (shipped / "tiny-shipped" / "README.md").write_text("# A tiny shipped pipeline\n\nTrained by the test.\n")
+    set_pipeline_sampling(shipped / "tiny-shipped", {"cfg": 1.5, "top_k": 4})
+    monkeypatch.setattr(hub, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(hub, "DEFAULT_MODEL", "tiny-shipped")
+    monkeypatch.chdir(tmp_path)
+    assert Pipeline.from_pretrained("tiny-shipped").sampling == {"cfg": 1.5, "top_k": 4}
+    listing = CliRunner().invoke(app, ["models"])
+    line = next(line for line in listing.output.splitlines() if line.startswith("tiny-shipped"))
+    assert line.split(None, 1)[1] == "A tiny shipped pipeline  [in the package (the default of nextscale generate)]"
+    result = run("siren", "-n", 2, "-o", tmp_path / "out", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["checkpoint"] == "tiny-shipped"
+    assert (settings["cfg"], settings["top_k"], settings["top_p"]) == (1.5, 4, 0.95)   # the model's own, then defaults

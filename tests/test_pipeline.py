@@ -195,3 +195,36 @@ def test_conditioner_model_inside_the_pipeline_directory(tmp_path):
     assert (tmp_path / "resaved" / "clap" / "config.json").is_file()
     shutil.rmtree(moved)
     torch.testing.assert_close(Pipeline.from_pretrained(tmp_path / "resaved")(["a bell"], seed=0, **SAMPLING), a)
+
+
+def test_pipeline_sampling_settings_are_saved_and_used(saved, tmp_path):
+    from nextscale.pipeline import DEFAULT_SAMPLING, set_pipeline_sampling
+
+    pipe, directory = saved
+    own = tmp_path / "own"
+    shutil.copytree(directory, own)
+    set_pipeline_sampling(own, {"cfg": 2.0, "top_k": 8})
+    loaded = Pipeline.from_pretrained(own)
+    assert loaded.sampling == {"cfg": 2.0, "top_k": 8}
+    assert loaded.sampling_settings(top_p=0.5) == DEFAULT_SAMPLING | {"cfg": 2.0, "top_k": 8, "top_p": 0.5}
+    prompts = ["tone", "bell"]
+    explicit = pipe(prompts, seed=1, cfg=2.0, top_k=8, top_p=0.95, temperature=1.0)
+    torch.testing.assert_close(loaded(prompts, seed=1), explicit, rtol=0, atol=0)          # its own settings
+    torch.testing.assert_close(Pipeline.from_pretrained(directory)(prompts, seed=1),        # none saved: defaults
+                               pipe(prompts, seed=1, **DEFAULT_SAMPLING), rtol=0, atol=0)
+    loaded.save_pretrained(tmp_path / "again")                                               # kept on save
+    assert json.loads((tmp_path / "again" / "pipeline.json").read_text())["sampling"] == {"cfg": 2.0, "top_k": 8}
+
+
+@pytest.mark.parametrize("sampling, words", [
+    ({"topk": 8}, "unknown setting"), ({"top_k": 2.5}, "whole number"), ({"top_p": 2.0}, "top_p"),
+    ({"cfg": "high"}, "must be a number"), ([8], "expected a mapping"),
+])
+def test_bad_pipeline_sampling_is_named(saved, tmp_path, sampling, words):
+    _, directory = saved
+    bad = tmp_path / "bad"
+    shutil.copytree(directory, bad)
+    manifest = json.loads((bad / "pipeline.json").read_text())
+    (bad / "pipeline.json").write_text(json.dumps(manifest | {"sampling": sampling}))
+    with pytest.raises(CheckpointError, match=rf"pipeline\.json: sampling.*{words}"):
+        Pipeline.from_pretrained(bad)

@@ -122,7 +122,8 @@ def write_model_files(directory: Path, kind: str, config: Mapping[str, Any], sta
 
 
 def resolve_model_dir(path_or_id: str | Path) -> Path:
-    """A local directory as is; a published model's name (`nextscale models`) through `hub.published_dir`;
+    """A local directory as is; a shipped model's name, or a published one's through `hub.published_dir`
+    (`nextscale models` lists both);
     anything else of the form owner/name as a Hugging Face hub repository of a nextscale directory."""
     path = Path(path_or_id)
     if path.exists():
@@ -130,8 +131,11 @@ def resolve_model_dir(path_or_id: str | Path) -> Path:
             raise CheckpointError(f"{path}: expected a checkpoint directory (config.json + model.safetensors), got a file")
         return path
     text = str(path_or_id)
-    from .hub import PUBLISHED, published_dir
+    from .hub import PUBLISHED, published_dir, shipped_models
 
+    shipped = shipped_models()
+    if text in shipped:
+        return shipped[text]
     if text in PUBLISHED:
         return published_dir(text)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):

@@ -31,7 +31,8 @@ HELDOUT_SEED = 7_777      # held-out clips come from another seed than the train
 
 @dataclasses.dataclass
 class DemoPreset:
-    """Sizes of one demo run; `default` fits in ~15 min on 2 CPU cores, `quick` in ~3, `smoke` is for tests."""
+    """Sizes of one demo run; `default` fits in ~15 min on 2 CPU cores, `quick` in ~3, `long` in ~1 h,
+    `smoke` is for tests."""
 
     name: str
     n_train: int
@@ -51,6 +52,9 @@ class DemoPreset:
 PRESETS = {
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1400, sat_batch=4, ar_steps=600,
                           ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
+    # what the shipped nextscale-synth-small model is trained with (~1 h on 2 CPU cores)
+    "long": DemoPreset("long", n_train=9600, n_heldout=240, sat_steps=5000, sat_batch=4, ar_steps=3000,
+                       ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
     "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=300, sat_batch=4, ar_steps=150, ar_batch=32,
                         classifier_steps=200, classifier_n=480, samples_per_class=4,
                         ar_model={"depth": 2, "width": 96, "heads": 2}),
@@ -194,6 +198,9 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
     })
     run = demo.out / "ar"
     result = train_ar(cfg, run, resume=_has_checkpoint(run))
+    from .pipeline import set_pipeline_sampling
+
+    set_pipeline_sampling(run / "pipeline", SAMPLING)     # `nextscale generate -c` then samples like the demo
     return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step,
             "metrics": str(run / "metrics.jsonl")}
 

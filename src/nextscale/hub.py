@@ -1,4 +1,5 @@
-"""The published models by short name: download once from the Hugging Face hub, convert once, load.
+"""Models by short name: the one shipped inside the package, and the published ones (downloaded once
+from the Hugging Face hub, converted once, then loaded).
 
 `SAT.from_pretrained("sat-audioset")`, `Pipeline.from_pretrained("aar-audioset")` and
 `nextscale generate … --model aar-audioset` go through `resolve_model_dir`, which calls
@@ -16,6 +17,19 @@ from typing import Callable
 from .errors import CheckpointError
 
 PUBLISHED_REPO = "qiuk6/AAR"          # where the paper's authors host their weights
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"     # pipelines shipped as package data
+DEFAULT_MODEL = "nextscale-synth-small"   # what `nextscale generate` uses when no model is given
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name -> pipeline directory inside the package (each holds a README.md on how it was trained)."""
+    return {p.name: p for p in sorted(SHIPPED_DIR.glob("*")) if (p / "pipeline.json").is_file()}
+
+
+def shipped_about(directory: Path) -> str:
+    """The first line of a shipped model's README, without the heading marks."""
+    readme = directory / "README.md"
+    return readme.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip() if readme.is_file() else ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,8 @@ from .runtime import autocast
 PIPELINE_FILE = "pipeline.json"
 TOKENIZER_DIR = "tokenizer"
 AR_DIR = "ar"
+# what generation uses when neither the caller nor the pipeline (pipeline.json "sampling") says otherwise
+DEFAULT_SAMPLING: dict[str, float] = {"cfg": 4.0, "top_k": 200, "top_p": 0.95, "temperature": 1.0}
 
 
 @dataclass
@@ -78,13 +80,23 @@ def load_ar(directory: str | Path, map_location: str | torch.device = "cpu"):
 
 
 class Pipeline:
-    """`Pipeline(sat, ar, conditioner)`; `pipe(["a high bell struck twice"], cfg=4, seed=0)` → (B, 1, S)."""
+    """`Pipeline(sat, ar, conditioner)`; `pipe(["a high bell struck twice"], cfg=4, seed=0)` → (B, 1, S).
 
-    def __init__(self, sat: Any, ar: Any, conditioner: Conditioner):
+    `sampling` holds the settings this model samples best with (saved in pipeline.json): a model
+    trained on a small corpus wants a far smaller top-k than a large one, so each pipeline carries
+    its own; arguments given to `generate` override them, and `DEFAULT_SAMPLING` fills the rest.
+    """
+
+    def __init__(self, sat: Any, ar: Any, conditioner: Conditioner, sampling: dict[str, float] | None = None):
         problems = compatibility_problems(sat, ar, conditioner)
         if problems:
             raise CheckpointError("the pipeline's parts do not fit: " + "; ".join(problems))
         self.sat, self.ar, self.conditioner = sat.eval(), ar.eval(), conditioner
+        self.sampling = check_sampling_defaults(sampling or {})
+
+    def sampling_settings(self, **given: float | None) -> dict[str, float]:
+        """cfg / top_k / top_p / temperature: what the caller gave, else the pipeline's, else the defaults."""
+        return DEFAULT_SAMPLING | self.sampling | {k: v for k, v in given.items() if v is not None}
 
     # ---- plumbing --------------------------------------------------------------------------
     @property
@@ -121,8 +133,8 @@ class Pipeline:
             bundled = self.conditioner.bundled_from
             if bundled is not None:
                 shutil.copytree(bundled, tmp / self.conditioner.to_config()["model"])
-            atomic_write_json(tmp / PIPELINE_FILE, {"format_version": FORMAT_VERSION, "kind": "pipeline",
-                                                    "conditioner": self.conditioner.to_config()})
+            manifest = {"format_version": FORMAT_VERSION, "kind": "pipeline", "conditioner": self.conditioner.to_config()}
+            atomic_write_json(tmp / PIPELINE_FILE, manifest | ({"sampling": self.sampling} if self.sampling else {}))
         return directory
 
     @classmethod
@@ -138,20 +150,21 @@ class Pipeline:
         except ConfigError as e:
             raise CheckpointError(f"{directory / PIPELINE_FILE}: {e}") from None
         try:
-            return cls(sat, ar, conditioner)
-        except CheckpointError as e:
-            raise CheckpointError(f"{directory}: {e}") from None
+            return cls(sat, ar, conditioner, manifest.get("sampling"))
+        except (CheckpointError, ConfigError) as e:
+            raise CheckpointError(f"{directory / PIPELINE_FILE}: {e}") from None
 
     # ---- generation ------------------------------------------------------------------------
     def encode_condition(self, prompts: Sequence[str]) -> Tensor:
         """Prompts → class ids (B,) or condition vectors (B, dim) on the pipeline's device."""
         return self.conditioner.encode_text(prompts).to(self.device)
 
-    def __call__(self, prompts: Sequence[str] | str, cfg: float = 4.0, top_k: int = 200, top_p: float = 0.95,
-                 temperature: float = 1.0, seed: int = 0, batch_size: int = 16, return_codes: bool = False,
+    def __call__(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
+                 top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16, return_codes: bool = False,
                  previews: bool = False, progress: bool | None = None) -> Tensor | GenerationOutput:
         """One clip per prompt → audio (B, 1, S); a GenerationOutput instead when codes or previews
-        are asked for. The same seed gives the same audio on the same device and batch size."""
+        are asked for. Sampling settings left None come from `sampling_settings`. The same seed
+        gives the same audio on the same device and batch size."""
         out = self.generate(prompts, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
                             batch_size=batch_size, previews=previews, progress=progress)
         if not return_codes:
@@ -159,11 +172,14 @@ class Pipeline:
         return out if (return_codes or previews) else out.audio
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[str] | str, cfg: float = 4.0, top_k: int = 200, top_p: float = 0.95,
-                 temperature: float = 1.0, seed: int = 0, batch_size: int = 16, previews: bool = False,
-                 progress: bool | None = None) -> GenerationOutput:
+    def generate(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
+                 top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16,
+                 previews: bool = False, progress: bool | None = None) -> GenerationOutput:
         """Like calling the pipeline, but always returns audio and codes (and previews if asked)."""
         prompts = check_prompts(prompts)
+        settings = self.sampling_settings(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
+        cfg, top_k, top_p, temperature = (settings[k] for k in ("cfg", "top_k", "top_p", "temperature"))
+        top_k = int(top_k)
         check_sampling(cfg, top_k, top_p, temperature, batch_size)
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -199,6 +215,36 @@ def check_sampling(cfg: float, top_k: int, top_p: float, temperature: float, bat
         raise NextscaleError(f"temperature must be > 0, got {temperature}")
     if batch_size < 1:
         raise NextscaleError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def check_sampling_defaults(sampling: Any) -> dict[str, float]:
+    """A pipeline's own sampling settings: a mapping of known names to valid numbers."""
+    if not isinstance(sampling, dict):
+        raise ConfigError(f"sampling: expected a mapping of {', '.join(DEFAULT_SAMPLING)}, got {sampling!r}")
+    unknown = sorted(set(sampling) - set(DEFAULT_SAMPLING))
+    if unknown:
+        raise ConfigError(f"sampling: unknown setting(s) {unknown}; known: {', '.join(DEFAULT_SAMPLING)}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sampling.values()):
+        raise ConfigError(f"sampling: every value must be a number, got {sampling!r}")
+    merged = DEFAULT_SAMPLING | sampling
+    if float(merged["top_k"]) != int(merged["top_k"]):
+        raise ConfigError(f"sampling.top_k: must be a whole number, got {merged['top_k']}")
+    try:
+        check_sampling(merged["cfg"], int(merged["top_k"]), merged["top_p"], merged["temperature"], 1)
+    except NextscaleError as e:
+        raise ConfigError(f"sampling: {e}") from None
+    return dict(sampling)
+
+
+def set_pipeline_sampling(directory: str | Path, sampling: dict[str, float]) -> None:
+    """Record the sampling settings a saved pipeline generates best with (pipeline.json "sampling")."""
+    directory = Path(directory)
+    manifest = read_pipeline_manifest(directory)
+    try:
+        manifest["sampling"] = check_sampling_defaults(dict(sampling))
+    except ConfigError as e:
+        raise CheckpointError(f"{directory / PIPELINE_FILE}: {e}") from None
+    atomic_write_json(directory / PIPELINE_FILE, manifest)
 
 
 def read_pipeline_manifest(directory: Path) -> dict[str, Any]:

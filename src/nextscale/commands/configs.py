@@ -34,10 +34,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("models")
     def models() -> None:
-        """List the published models that load by name (`--model NAME`, `Pipeline.from_pretrained(NAME)`)."""
-        from ..hub import PUBLISHED, PUBLISHED_REPO, cache_root
+        """List the models that load by name (`--model NAME`, `Pipeline.from_pretrained(NAME)`)."""
+        from ..hub import DEFAULT_MODEL, PUBLISHED, PUBLISHED_REPO, cache_root, shipped_about, shipped_models
 
-        width = max(len(name) for name in PUBLISHED)
+        shipped = shipped_models()
+        width = max(len(name) for name in [*PUBLISHED, *shipped])
+        for name, directory in shipped.items():
+            default = " (the default of nextscale generate)" if name == DEFAULT_MODEL else ""
+            typer.echo(f"{name:<{width}}  {shipped_about(directory)}  [in the package{default}]")
         for name, model in PUBLISHED.items():
             typer.echo(f"{name:<{width}}  {model.about}  [{PUBLISHED_REPO}: {', '.join(model.files)}]")
         typer.echo(f"downloaded through the Hugging Face cache, converted once into {cache_root() / 'published'}")

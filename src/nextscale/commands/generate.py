@@ -18,14 +18,15 @@ def generate(
     prompt: Optional[str] = typer.Argument(None, help="Caption (text/CLAP pipelines) or class name (class pipelines)."),
     class_name: Optional[str] = typer.Option(None, "--class", help="Class name, for class-conditioned pipelines."),
     num: int = typer.Option(4, "-n", "--num", min=1, help="Clips to generate."),
-    cfg: float = typer.Option(4.0, "--cfg", help="Classifier-free guidance strength (0 = off)."),
-    top_k: int = typer.Option(200, "--top-k", help="Keep the k most likely tokens (0 = all)."),
-    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    temperature: float = typer.Option(1.0, "--temperature"),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance strength (0 = off). Sampling "
+                                        "options left out take the model's own settings, else 4 / 200 / 0.95 / 1."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = all)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass (1 = off)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", "--model", "-m", envvar="NEXTSCALE_PIPELINE",
-                                              help="Pipeline directory, published model name (nextscale models) or "
-                                                   "hub id; env NEXTSCALE_PIPELINE."),
+                                              help="Pipeline directory, model name (nextscale models; default: the "
+                                                   "shipped nextscale-synth-small) or hub id; env NEXTSCALE_PIPELINE."),
     out: Path = typer.Option(Path("generated"), "-o", "--out", help="Output directory."),
     previews: bool = typer.Option(False, "--previews", help="Also write a per-scale (coarse-to-fine) PNG per clip."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
@@ -51,8 +52,12 @@ def generate(
     if prompt is not None and class_name is not None:
         raise NextscaleError("give either a PROMPT or --class NAME, not both")
     if checkpoint is None:
-        raise NextscaleError("no pipeline given: pass --model NAME (nextscale models) or --checkpoint DIR "
-                             "(or set NEXTSCALE_PIPELINE)")
+        from ..hub import DEFAULT_MODEL, shipped_models
+
+        if DEFAULT_MODEL not in shipped_models():
+            raise NextscaleError("no pipeline given: pass --model NAME (nextscale models) or --checkpoint DIR "
+                                 "(or set NEXTSCALE_PIPELINE)")
+        checkpoint = Path(DEFAULT_MODEL)
     dev = resolve_device(device)
     console = Console()
     with console.status(f"loading pipeline from {checkpoint}"):
@@ -63,9 +68,9 @@ def generate(
     text = class_name if class_name is not None else prompt
     pipe.encode_condition([text])  # a bad class name fails here, before any sampling
 
+    sampling = pipe.sampling_settings(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
     started = time.perf_counter()
-    result = pipe.generate([text] * num, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
-                  batch_size=batch_size, previews=previews, progress=True)
+    result = pipe.generate([text] * num, **sampling, seed=seed, batch_size=batch_size, previews=previews, progress=True)
     seconds = time.perf_counter() - started
     audio = result.audio.cpu()
     if not torch.isfinite(audio).all():
@@ -93,8 +98,7 @@ def generate(
         table.add_row(wav_path.name, f"{audio[i].abs().max():.3f}", f"{audio[i].pow(2).mean().sqrt():.3f}",
                       "spectrogram + scales" if previews else "spectrogram")
     settings = {
-        "prompt": prompt, "class": class_name, "num": num, "cfg": cfg, "top_k": top_k, "top_p": top_p,
-        "temperature": temperature, "seed": seed, "batch_size": batch_size, "checkpoint": str(checkpoint),
+        "prompt": prompt, "class": class_name, "num": num, **sampling, "seed": seed, "batch_size": batch_size, "checkpoint": str(checkpoint),
         "device": str(dev), "conditioner": pipe.conditioner.to_config(), "ar_kind": pipe.ar.kind,
         "sample_rate": sr, "num_samples": int(audio.shape[-1]), "generation_seconds": round(seconds, 3),
         "nextscale_version": __version__, "torch_version": torch.__version__, "files": files,
