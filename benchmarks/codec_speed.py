@@ -21,7 +21,7 @@ def main(threads: int = typer.Option(1), repeats: int = typer.Option(7),
     """Time encode and decode of 1 s for each config in CONFIGS."""
     import torch
 
-    from nextscale.checkpoint import atomic_write_json
+    from nextscale.io import atomic_write_json
     from nextscale.eval.bench_measure import machine_info, summarize, time_repeats, versions
     from nextscale.train.tokenizer import load_sat_train_config
     from nextscale.tokenizer.model import SAT

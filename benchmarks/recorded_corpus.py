@@ -210,7 +210,7 @@ def build_split(files: list[Path], kind: str, count: int, folder: Path, seed: in
 
 
 def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
-    from nextscale.checkpoint import atomic_write_bytes
+    from nextscale.io import atomic_write_bytes
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["path", "labels", "source"], lineterminator="\n")
@@ -250,7 +250,7 @@ def main(out: Path = typer.Option(DEFAULT_OUT, help="corpus folder"),
          kinds: str = typer.Option(",".join(PACKAGES), help="comma-separated subset of " + ", ".join(PACKAGES)),
          seed: int = typer.Option(0)) -> None:
     """Build the corpus (or say it is already built with these settings)."""
-    from nextscale.checkpoint import atomic_write_json
+    from nextscale.io import atomic_write_json
 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in PACKAGES]

@@ -32,7 +32,8 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
     import torch
 
     from nextscale.audio import save_audio
-    from nextscale.checkpoint import atomic_write_json, resolve_model_dir
+    from nextscale.checkpoint import resolve_model_dir
+    from nextscale.io import atomic_write_json
     from nextscale.data.export import export_corpus
     from nextscale.eval.bench_measure import machine_info, versions
     from nextscale.eval.embeddings import get_embedding

@@ -359,7 +359,7 @@ def run_benchmark(s: Settings, out: Path, runs: Path | None = None, progress: bo
     import soundfile as sf
     import torch
 
-    from nextscale.checkpoint import atomic_write_json
+    from nextscale.io import atomic_write_json
     from nextscale.eval.bench_measure import machine_info, versions
     from nextscale.runtime import resolve_device
 

@@ -143,7 +143,7 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
     """Train and score tokenizer recipes at one wall-clock budget; accumulate the results."""
     import torch
 
-    from nextscale.checkpoint import atomic_write_json, read_json
+    from nextscale.io import atomic_write_json, read_json
     from nextscale.errors import ConfigError
     from nextscale.eval.bench_measure import machine_info, versions
 

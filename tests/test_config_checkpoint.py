@@ -8,7 +8,9 @@ from typing import Literal
 import pytest
 import torch
 
-from nextscale.checkpoint import Pretrained, atomic_directory, read_model_files
+from nextscale.checkpoint import Pretrained, read_model_files
+
+from nextscale.io import atomic_directory
 from nextscale.config import load_config
 from nextscale.errors import CheckpointError, ConfigError
 

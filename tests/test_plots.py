@@ -75,7 +75,7 @@ def test_loss_curve_from_metrics_jsonl(tmp_path):
     with pytest.raises(DataError, match="no rows"):
         plot_loss_curve(metrics, tmp_path / "x.png", keys=("nope",))
     metrics.write_text('{"step": 1, "loss": 2}\n{broken\n')
-    with pytest.raises(DataError, match=r"metrics.jsonl:2"):
+    with pytest.raises(DataError, match=r"metrics.jsonl line 2: not valid JSON"):
         plot_loss_curve(metrics, tmp_path / "x.png")
 
 

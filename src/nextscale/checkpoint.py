@@ -1,18 +1,12 @@
-"""Model directories (config.json + model.safetensors), written atomically, and the mixin that
-gives every model `from_config` / `save_pretrained` / `from_pretrained` / `num_parameters`.
-
-A directory is written under a temporary name, fsync'd, then renamed into place, so a kill at
-any moment leaves either the old checkpoint or the new one, never a half-written one.
+"""Model directories (config.json + model.safetensors), written atomically (`io.atomic_directory`),
+and the mixin that gives every model `from_config` / `save_pretrained` / `from_pretrained` /
+`num_parameters`.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -20,91 +14,11 @@ from safetensors.torch import load_file, save_file
 
 from .config import from_dict, load_config, to_dict
 from .errors import CheckpointError, ConfigError
+from .io import atomic_directory, read_json
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def fsync_tree(path: Path) -> None:
-    """Flush every file below `path` (and the directories) to disk."""
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with open(os.path.join(root, name), "rb+") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(Path(root))
-
-
-@contextlib.contextmanager
-def atomic_directory(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `final`; on success it replaces `final` atomically.
-
-    On an exception the temporary directory is removed and `final` is untouched.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())      # mkdtemp makes it private; a checkpoint should not be
-    try:
-        yield tmp
-        fsync_tree(tmp)
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file through a temporary name + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=False).encode("utf-8"))
-
-
-def read_json(path: str | Path, error: type[Exception]) -> Any:
-    """Parse a JSON file; a file that is not JSON (or not UTF-8) raises `error` naming it."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON ({e})") from None
 
 
 def write_model_files(directory: Path, kind: str, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
@@ -175,6 +89,34 @@ def read_model_files(path_or_id: str | Path, expected_kind: str | Sequence[str] 
     return directory, header, state
 
 
+# config.json "kind" -> the class that reads it, as "module:Class" (imported on first use, so loading
+# a tokenizer never imports the AR models). The one place that maps kinds to code.
+MODEL_CLASSES: dict[str, str] = {
+    "sat": "nextscale.tokenizer.model:SAT",
+    "aar": "nextscale.ar.next_scale:AAR",
+    "next_token": "nextscale.ar.next_token:NextTokenAR",
+    "synth_classifier": "nextscale.eval.embeddings.synth:SynthClassifier",
+}
+AR_KINDS = ("aar", "next_token")
+
+
+def model_class(kind: str) -> type:
+    """The Pretrained class of a model kind."""
+    import importlib
+
+    if kind not in MODEL_CLASSES:
+        raise CheckpointError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_CLASSES)})")
+    module, name = MODEL_CLASSES[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_model(path_or_id: str | Path, map_location: str | torch.device = "cpu",
+               kinds: str | Sequence[str] | None = None):
+    """Any model directory or name -> the model its config.json names; `kinds` limits what is accepted."""
+    directory, header, state = read_model_files(path_or_id, kinds)
+    return model_class(header["kind"]).from_files(directory, header, state, map_location)
+
+
 class Pretrained:
     """Mixin for nn.Modules built from a config dataclass (`self.config`).
 
@@ -205,6 +147,12 @@ class Pretrained:
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, map_location: str | torch.device = "cpu"):
         directory, header, state = read_model_files(path_or_id, cls.kind)
+        return cls.from_files(directory, header, state, map_location)
+
+    @classmethod
+    def from_files(cls, directory: Path, header: Mapping[str, Any], state: Mapping[str, torch.Tensor],
+                   map_location: str | torch.device = "cpu"):
+        """Build from what `read_model_files` returned, in eval mode on `map_location`."""
         model = cls(cls.config_from_header(header, str(directory)))
         load_state_checked(model, state, str(directory))
         model.to(map_location)

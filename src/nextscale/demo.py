@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import torch
 
-from .checkpoint import atomic_write_json
 from .errors import NextscaleError
+from .io import atomic_write_json, read_json
 
 SEED = 0
 HELDOUT_SEED = 7_777      # held-out clips come from another seed than the training corpus
@@ -86,7 +86,7 @@ class Demo:
     def run_stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         marker = self.stage_file(name)
         if marker.is_file():
-            saved = json.loads(marker.read_text(encoding="utf-8"))
+            saved = read_json(marker, NextscaleError)
             if saved.get("preset") == self.preset.name:
                 self.log(f"[{name}] already done ({saved['seconds']:.0f} s), reusing {marker.parent.parent / name}")
                 self.results[name] = saved["result"]
@@ -101,7 +101,7 @@ class Demo:
         return result
 
     def stage_seconds(self) -> dict[str, float]:
-        return {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((self.out / "stages").glob("*.json"))}
+        return {p.stem: read_json(p, NextscaleError)["seconds"] for p in sorted((self.out / "stages").glob("*.json"))}
 
     def run(self) -> dict[str, Any]:
         """Run (or reuse) every stage, then write the report and summary.json; returns the summary."""

@@ -7,7 +7,6 @@ precision handling; the models do the work.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
-from .checkpoint import CONFIG_NAME, FORMAT_VERSION, atomic_directory, atomic_write_json, read_json, resolve_model_dir
+from .checkpoint import AR_KINDS, FORMAT_VERSION, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
+from .io import atomic_directory, atomic_write_json, read_json
 from .runtime import autocast
 
 PIPELINE_FILE = "pipeline.json"
@@ -63,20 +63,7 @@ def compatibility_problems(sat: Any, ar: Any, conditioner: Conditioner) -> list[
 
 def load_ar(directory: str | Path, map_location: str | torch.device = "cpu"):
     """An AR model directory of either kind (AAR or NextTokenAR), chosen from its config.json."""
-    directory = Path(directory)
-    try:
-        kind = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")).get("kind")
-    except FileNotFoundError:
-        raise CheckpointError(f"{directory}: AR model directory missing or without {CONFIG_NAME}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-        raise CheckpointError(f"{directory / CONFIG_NAME}: not a valid config ({e})") from None
-    if kind == "aar":
-        from .ar.next_scale import AAR as model_class
-    elif kind == "next_token":
-        from .ar.next_token import NextTokenAR as model_class
-    else:
-        raise CheckpointError(f"{directory}: holds a {kind!r} model, expected an AR model ('aar' or 'next_token')")
-    return model_class.from_pretrained(directory, map_location=map_location)
+    return load_model(directory, map_location, kinds=AR_KINDS)
 
 
 class Pipeline:

@@ -6,7 +6,6 @@ touches global backend state or leaks figures in long training runs.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -16,8 +15,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .checkpoint import atomic_write_bytes
 from .errors import DataError, NextscaleError
+from .io import atomic_write_bytes, iter_jsonl
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -145,21 +144,7 @@ def plot_comparison(rows: Sequence[tuple[str, Sequence[torch.Tensor | np.ndarray
 
 def read_metrics(path: str | Path) -> list[dict]:
     """Rows of a metrics.jsonl (one JSON object per line); a bad line names its line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: metrics file not found")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object per line")
-        rows.append(row)
-    return rows
+    return [row for _, row in iter_jsonl(path, DataError, what="metrics file")]
 
 
 def plot_loss_curve(metrics: str | Path, path: str | Path, keys: Sequence[str] = ("loss",),

@@ -175,7 +175,8 @@ def import_published(sat_path: str | Path, out: str | Path, aar_path: str | Path
     Everything is converted and checked before anything is written, and the directory is
     written atomically, so a bad file never leaves a half-imported checkpoint behind.
     """
-    from ..checkpoint import FORMAT_VERSION, atomic_directory, atomic_write_json
+    from ..checkpoint import FORMAT_VERSION
+    from ..io import atomic_directory, atomic_write_json
     from ..tokenizer.published import convert_published_sat
     from .config import check_quantizer
 

@@ -27,7 +27,7 @@ def _print_table(title: str, rows: list[tuple[str, object]]) -> None:
 
 def _write_json(path: Optional[Path], result: dict) -> None:
     if path is not None:
-        from ..checkpoint import atomic_write_json
+        from ..io import atomic_write_json
 
         atomic_write_json(path, result)
         typer.echo(f"wrote {path}")

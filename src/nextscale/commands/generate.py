@@ -41,7 +41,7 @@ def generate(
 
     from .. import __version__
     from ..audio import save_audio
-    from ..checkpoint import atomic_write_json
+    from ..io import atomic_write_json
     from ..errors import NextscaleError
     from ..pipeline import Pipeline
     from ..plots import plot_scale_previews, plot_spectrogram, readable_by_all

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DataError
+from ..io import read_text
 from .entries import Entry
-from .manifest import read_text
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Segment:
 def read_segments(path: str | Path) -> tuple[list[Segment], list[tuple[str, str]]]:
     """Segments of an AudioSet CSV, plus (where, reason) of malformed rows."""
     path = Path(path)
-    text = read_text(path)
+    text = read_text(path, DataError, what="segment list")
     segments, bad = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -59,7 +59,7 @@ def read_segments(path: str | Path) -> tuple[list[Segment], list[tuple[str, str]
 def read_class_names(path: str | Path) -> dict[str, str]:
     """mid → display name from `class_labels_indices.csv` (index, mid, display_name), in index order."""
     path = Path(path)
-    reader = csv.DictReader(io.StringIO(read_text(path)))
+    reader = csv.DictReader(io.StringIO(read_text(path, DataError, what="segment list")))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     if "mid" not in columns or "display_name" not in columns:
         raise DataError(f"{path}: expected columns index, mid, display_name (found: {', '.join(columns) or 'none'})")

@@ -15,8 +15,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..audio import save_audio
-from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..errors import DataError
+from ..io import atomic_write_bytes, atomic_write_json
 from .synth import KINDS, SynthClip, synth_clip
 
 MANIFEST_NAME = "manifest.jsonl"

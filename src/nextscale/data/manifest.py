@@ -8,16 +8,15 @@ repeated rows are dropped, keeping the first.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import DataError
+from ..io import parse_jsonl, read_text
 from .entries import Entry, parse_labels
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
@@ -28,21 +27,6 @@ class Manifest:
     entries: list[Entry]
     skipped: list[tuple[str, str]] = field(default_factory=list)     # (where, reason) of rejected rows
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (where, "repeats line N: path")
-
-
-def read_text(path: Path) -> str:
-    """UTF-8 text of a file (a BOM is allowed), or a DataError naming the file and the first bad byte."""
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found")
-    raw = path.read_bytes()
-    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return raw[skip:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        offset = skip + e.start
-        line = raw[:offset].count(b"\n") + 1
-        raise DataError(f"{path}: not UTF-8 text: byte 0x{raw[offset]:02x} at byte offset {offset} (line {line}) "
-                        "cannot be decoded; re-save the manifest as UTF-8") from None
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -57,15 +41,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     seen_path = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {number}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path} line {number}: expected a JSON object with a 'path' field, got {type(row).__name__}")
+    for number, row in parse_jsonl(text, str(path), DataError):
         seen_path = seen_path or "path" in row
         yield number, row
     if not seen_path:
@@ -105,7 +81,7 @@ def read_manifest(path: str | Path) -> Manifest:
     suffix = path.suffix.lower()
     if suffix not in MANIFEST_SUFFIXES:
         raise DataError(f"{path}: unknown manifest type '{suffix}'; expected one of {', '.join(MANIFEST_SUFFIXES)}")
-    text = read_text(path)
+    text = read_text(path, DataError, what="manifest")
     rows = _jsonl_rows(path, text) if suffix in (".jsonl", ".ndjson") else _csv_rows(path, text)
     manifest = Manifest(entries=[])
     first_line: dict[tuple[str, float, float | None], int] = {}

@@ -246,7 +246,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = True,
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
-    from ..checkpoint import atomic_write_json
+    from ..io import atomic_write_json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_write_bytes
 from ..errors import AudioError
+from ..io import atomic_write_bytes
 from .embeddings.base import EmbeddingBackend
 from .sources import AudioSource
 

@@ -32,8 +32,8 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write_bytes
 from ..errors import NextscaleError
+from ..io import atomic_write_bytes
 
 Waveform = Union[torch.Tensor, np.ndarray]
 

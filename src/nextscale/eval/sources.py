@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..checkpoint import read_json
+from ..io import read_json
 from ..data.datasets import folder_entries
 from ..data.entries import report
 from ..data.manifest import MANIFEST_SUFFIXES, read_manifest

@@ -77,10 +77,9 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def build_ar_model(cfg: ARConfig) -> nn.Module:
-    from ..ar.next_scale import AAR
-    from ..ar.next_token import NextTokenAR
+    from ..checkpoint import model_class
 
-    return (AAR if cfg.kind == "aar" else NextTokenAR)(cfg)
+    return model_class(cfg.kind)(cfg)
 
 
 def check_cache_fits(cfg: ARConfig, data: TokenCacheDataset) -> None:
@@ -285,7 +284,7 @@ def train_ar(cfg: ARTrainConfig, run_dir: str | Path, resume: bool = False,
         seed_everything(cfg.train.seed)
         task = ARTask(cfg, sat, train, val, dist, run_dir)
         if dist.is_main:
-            from ..checkpoint import atomic_write_json
+            from ..io import atomic_write_json
 
             atomic_write_json(run_dir / "config.json", to_dict(cfg))
         trainer = Trainer(task, train, collate_tokens, cfg.train, run_dir, dist, to_dict(cfg), desc=f"train-{cfg.model.kind}")

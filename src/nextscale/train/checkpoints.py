@@ -7,7 +7,6 @@ newest `keep_last` are kept, plus a copy of the best one in `best/`.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -15,9 +14,11 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_directory, atomic_write_json, read_model_files, write_model_files
+from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_model_files, write_model_files
+
 from ..config import to_dict
 from ..errors import CheckpointError
+from ..io import atomic_directory, atomic_write_json, read_json
 
 OPTIMIZER_NAME = "optimizer.pt"
 RNG_NAME = "rng.pt"
@@ -35,8 +36,8 @@ def is_complete(path: Path) -> bool:
     if not all((path / name).is_file() for name in REQUIRED):
         return False
     try:
-        state = json.loads((path / STATE_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        state = read_json(path / STATE_NAME, CheckpointError)
+    except (OSError, CheckpointError):
         return False
     return isinstance(state, dict) and isinstance(state.get("step"), int)
 
@@ -101,6 +102,6 @@ class CheckpointManager:
             rng = torch.load(path / RNG_NAME, map_location="cpu", weights_only=True)
         except Exception as e:  # torn or foreign pickle: name the file
             raise CheckpointError(f"{path}: unreadable optimizer/RNG state ({type(e).__name__}: {e})") from None
-        trainer_state = json.loads((path / STATE_NAME).read_text(encoding="utf-8"))
+        trainer_state = read_json(path / STATE_NAME, CheckpointError)
         return {"dir": directory, "header": header, "model_state": model_state, "training_state": training_state,
                 "rng": rng, "trainer_state": trainer_state}

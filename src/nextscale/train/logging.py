@@ -10,6 +10,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..errors import DataError
+from ..io import iter_jsonl
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -35,15 +38,9 @@ class RunLogger:
         """On resume, drop rows logged after the checkpoint so the curve has no doubled segment."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue   # a line torn by a kill
-            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
-                kept.append(line)
-        self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        kept = [row for _, row in iter_jsonl(self.path, DataError, skip_torn=True)    # skips a line torn by a kill
+                if isinstance(row.get("step"), int) and row["step"] <= step]
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         if not self.enabled:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,8 +19,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..checkpoint import WEIGHTS_NAME, atomic_write_json, read_json
+from ..checkpoint import WEIGHTS_NAME
 from ..errors import DataError
+from ..io import atomic_write_json, atomic_write_with, read_json
 
 INDEX_NAME = "index.json"
 FORMAT_VERSION = 1
@@ -50,16 +49,8 @@ def _shard_count(path: Path) -> int | None:
 
 
 def _write_shard(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                                                  metadata=metadata))
 
 
 def _encode_condition(conditioner: Any, audio: torch.Tensor, captions: Sequence[str], paths: Sequence[str],
@@ -100,7 +91,7 @@ def build_token_cache(sat: Any, dataset: Any, out: str | Path, collate: Any, con
     }
     index_path = out / INDEX_NAME
     if index_path.is_file():
-        old = json.loads(index_path.read_text(encoding="utf-8"))
+        old = read_json(index_path, DataError)
         changed = [k for k in spec if k != "tokenizer" and old.get(k) != spec[k]]
         if changed:
             raise DataError(f"{out}: holds a token cache made with other settings ({', '.join(changed)} differ); "

@@ -156,7 +156,7 @@ class SATTask:
             save_audio(folder / f"clip0_scales{k + 1:02d}.wav", audio, sr)
         plot_scale_previews(previews, sr, folder / "clip0_previews.png", scales=sat.scales, title=f"step {step}")
         usage = {f"eval/usage/{k:02d}": float(u) for k, u in enumerate(out.usage)}
-        from ..checkpoint import atomic_write_json
+        from ..io import atomic_write_json
 
         atomic_write_json(folder / "codebook_usage.json",
                           {"scales": sat.scales, "usage": out.usage.tolist(), "perplexity": out.perplexity.tolist()})
@@ -196,7 +196,7 @@ def train_tokenizer(cfg: SATTrainConfig, run_dir: str | Path, resume: bool = Fal
         dataset = build_dataset(cfg.data, "train")
         task = SATTask(cfg, dist, run_dir)
         if dist.is_main:
-            from ..checkpoint import atomic_write_json
+            from ..io import atomic_write_json
 
             atomic_write_json(run_dir / "config.json", to_dict(cfg))
         trainer = Trainer(task, dataset, collate_batch, cfg.train, run_dir, dist, to_dict(cfg), desc="train-tokenizer")
