@@ -71,3 +71,21 @@ def test_load_model_builds_the_kind_config_json_names(tmp_path):
 def test_every_registered_kind_is_its_class_kind():
     for kind in MODEL_CLASSES:
         assert model_class(kind).kind == kind
+
+
+def test_one_fit_rule_for_tokenizer_and_ar_config():
+    from nextscale.ar.config import ARConfig, check_quantizer, fit_problems, tokenizer_fit
+    from nextscale.errors import ConfigError
+
+    sat = tiny_sat()
+    cfg = ARConfig.for_tokenizer(sat, depth=1, width=32, heads=1, cond_dim=8)
+    assert (cfg.scales, cfg.codebook_size, cfg.latent_dim) == (sat.scales, sat.codebook_size, sat.latent_dim)
+    assert tokenizer_fit(sat.quantizer) == tokenizer_fit(sat)          # a SAT or its quantizer alike
+    assert fit_problems(cfg, sat) == []
+    other = ARConfig(**{**cfg.__dict__, "codebook_size": cfg.codebook_size * 2})
+    assert fit_problems(other, sat) == [f"tokenizer codebook_size {sat.codebook_size} != AR model codebook_size "
+                                        f"{2 * sat.codebook_size}"]
+    with pytest.raises(ConfigError, match="codebook_size"):
+        check_quantizer(other, sat.quantizer)
+    with pytest.raises(ConfigError, match="latent_dim given differently"):
+        ARConfig.for_tokenizer(sat, latent_dim=sat.latent_dim + 1)

@@ -183,15 +183,15 @@ def stage_tokens(demo: Demo) -> dict[str, Any]:
 
 
 def stage_ar(demo: Demo) -> dict[str, Any]:
+    from .ar.config import tokenizer_fit
     from .data.synth import KINDS
     from .tokenizer.model import SAT
     from .train.ar import load_ar_train_config, train_ar
 
     p = demo.preset
     sat = SAT.from_pretrained(demo.results["tokenizer"]["model"])
-    fit_tokenizer = dict(scales=sat.scales, codebook_size=sat.codebook_size, latent_dim=sat.latent_dim)
     cfg = load_ar_train_config({
-        "model": AR_MODEL | p.ar_model | fit_tokenizer | {"num_classes": len(KINDS)},
+        "model": AR_MODEL | p.ar_model | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
         "data": {"tokens": demo.results["tokens"]["tokens"]},
         "optim": {"lr": 2e-3, "warmup_steps": max(1, p.ar_steps // 20)},
         "train": _train_common(demo, p.ar_steps, p.ar_batch),

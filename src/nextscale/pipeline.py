@@ -17,6 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
+from .ar.config import fit_problems
 from .checkpoint import AR_KINDS, FORMAT_VERSION, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
 from .io import atomic_directory, atomic_write_json, read_json
@@ -43,11 +44,7 @@ class GenerationOutput:
 def compatibility_problems(sat: Any, ar: Any, conditioner: Conditioner) -> list[str]:
     """Every way the AR model does not fit the tokenizer or the conditioner, in words (empty if it fits)."""
     cfg = ar.config
-    problems = []
-    for name in ("scales", "codebook_size", "latent_dim"):
-        have, want = getattr(sat, name), getattr(cfg, name)
-        if (list(have) if name == "scales" else have) != (list(want) if name == "scales" else want):
-            problems.append(f"tokenizer {name} {have} != AR model {name} {want}")
+    problems = fit_problems(cfg, sat)
     if cfg.condition == "class":
         if conditioner.is_vector:
             problems.append(f"AR model is class-conditioned but the conditioner is {conditioner.kind!r} (vectors)")

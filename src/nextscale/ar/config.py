@@ -6,9 +6,25 @@ fair comparison a one-key change (`kind`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol, Sequence
+
+import torch
 
 from ..errors import ConfigError
+
+FIT_FIELDS = ("scales", "codebook_size", "latent_dim")    # what an AR model must share with its tokenizer
+
+
+class Quantizer(Protocol):
+    """What the AR models use of a tokenizer's quantizer (MSRQ, or the RVQ baseline's)."""
+
+    scales: list[int]
+    codebook_size: int
+    latent_dim: int
+
+    def embed(self, k: int, idx: torch.Tensor) -> torch.Tensor: ...
+    def next_input(self, f_hat: torch.Tensor, k: int) -> torch.Tensor: ...
+    def teacher_forcing_inputs(self, codes: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
 # The paper's 16-scale quadratic schedule for one second at 75 latent frames per second.
 PAPER_SCALES = [1, 2, 4, 6, 9, 12, 16, 20, 25, 31, 37, 43, 50, 58, 66, 75]
@@ -65,15 +81,38 @@ class ARConfig:
         """L, the length of the flattened token sequence."""
         return sum(self.scales)
 
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, **fields: Any) -> "ARConfig":
+        """A config whose scales, codebook size and latent width are the tokenizer's (a SAT or its quantizer)."""
+        fit = tokenizer_fit(tokenizer)
+        clash = sorted(name for name in fields if name in fit and fields[name] != fit[name])
+        if clash:
+            raise ConfigError(f"ARConfig.for_tokenizer: {', '.join(clash)} given differently from the tokenizer's")
+        return cls(**(fields | fit))
 
-def check_quantizer(cfg: ARConfig, quantizer: object, where: str = "quantizer") -> None:
-    """Refuse a tokenizer whose schedule, codebook size or latent width differs from the model's."""
-    for attr, want in (("scales", list(cfg.scales)), ("codebook_size", cfg.codebook_size),
-                       ("latent_dim", cfg.latent_dim)):
-        have = getattr(quantizer, attr, None)
+
+def tokenizer_fit(tokenizer: Any) -> dict[str, Any]:
+    """The AR config fields a tokenizer (SAT or quantizer) dictates, for configs written as dicts."""
+    return {"scales": list(tokenizer.scales), "codebook_size": int(tokenizer.codebook_size),
+            "latent_dim": int(tokenizer.latent_dim)}
+
+
+def fit_problems(cfg: ARConfig, tokenizer: Any) -> list[str]:
+    """Every field the AR config shares with a tokenizer (SAT or quantizer) that differs, in words."""
+    problems = []
+    for name in FIT_FIELDS:
+        have = getattr(tokenizer, name, None)
         if have is None:
             continue
-        have = list(have) if attr == "scales" else int(have)
+        have, want = (list(have), list(cfg.scales)) if name == "scales" else (int(have), getattr(cfg, name))
         if have != want:
-            raise ConfigError(f"{where}: {attr} {have} does not match the AR model's {want}; "
-                              f"the tokenizer and the AR checkpoint were trained for different settings")
+            problems.append(f"tokenizer {name} {have} != AR model {name} {want}")
+    return problems
+
+
+def check_quantizer(cfg: ARConfig, quantizer: Quantizer, where: str = "quantizer") -> None:
+    """Refuse a tokenizer whose schedule, codebook size or latent width differs from the model's."""
+    problems = fit_problems(cfg, quantizer)
+    if problems:
+        raise ConfigError(f"{where}: {'; '.join(problems)}; the tokenizer and the AR checkpoint were trained for "
+                          "different settings")

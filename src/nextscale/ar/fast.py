@@ -24,13 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NextscaleError
+from .config import Quantizer
 from .transformer import guidance_weight
 
 
 class _ScaleLoop:
     """AAR: K steps, step k samples scale k; the codes are the per-step outputs."""
 
-    def __init__(self, model: nn.Module, quantizer: Any, cfg: float):
+    def __init__(self, model: nn.Module, quantizer: Quantizer, cfg: float):
         K = len(model.config.scales)
         self.model, self.quantizer = model, quantizer
         self.plan = [(k, guidance_weight(cfg, k, K)) for k in range(K)]
@@ -54,7 +55,7 @@ class _TokenLoop:
     the same shapes.
     """
 
-    def __init__(self, model: nn.Module, quantizer: Any, cfg: float, static: bool = False):
+    def __init__(self, model: nn.Module, quantizer: Quantizer, cfg: float, static: bool = False):
         K = len(model.config.scales)
         self.model, self.quantizer, self.static = model, quantizer, static
         levels = model.levels.tolist()                 # once, before any timed or captured loop
@@ -71,7 +72,7 @@ class _TokenLoop:
         return self.model.unflatten(state.out)
 
 
-def generation_loop(model: nn.Module, quantizer: Any, cfg: float, static: bool = False) -> _ScaleLoop | _TokenLoop:
+def generation_loop(model: nn.Module, quantizer: Quantizer, cfg: float, static: bool = False) -> _ScaleLoop | _TokenLoop:
     """The step driver for a model kind ('aar' or 'next_token'); `static`: same shapes every step."""
     kind = getattr(model, "kind", None)
     if kind == "aar":
@@ -102,7 +103,7 @@ class FastGenerator:
     generation for the same seed.
     """
 
-    def __init__(self, model: nn.Module, quantizer: Any, *, cfg: float = 4.0, top_k: int = 200,
+    def __init__(self, model: nn.Module, quantizer: Quantizer, *, cfg: float = 4.0, top_k: int = 200,
                  top_p: float = 0.95, temperature: float = 1.0, compile: bool = False,
                  cuda_graph: bool = False, backend: str = "inductor", mode: str | None = None):
         self.loop = generation_loop(model, quantizer, cfg, static=compile or cuda_graph)

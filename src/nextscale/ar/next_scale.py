@@ -7,7 +7,7 @@ second of audio takes K (=16) steps instead of hundreds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import Pretrained
 from ..errors import ConfigError
-from .config import ARConfig, check_quantizer
+from .config import ARConfig, Quantizer, check_quantizer
 from .sampling import sample_logits
 from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
 
@@ -97,7 +97,7 @@ class AAR(Pretrained, ARBackbone):
         x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(self.word_embed.weight.dtype))), dim=1)
         return self.run(x + self.level_pos(), c, self.attn_mask)
 
-    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Any) -> ARLoss:
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer) -> ARLoss:
         """Cross-entropy over all L tokens with per-scale loss and accuracy (for logging)."""
         cfg = self.config
         check_quantizer(cfg, quantizer)
@@ -108,7 +108,7 @@ class AAR(Pretrained, ARBackbone):
         return token_loss(logits, torch.cat(list(codes), dim=1), self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup_generation(self, quantizer: Any, cond: Tensor, guided: bool) -> ScaleGenerationState:
+    def setup_generation(self, quantizer: Quantizer, cond: Tensor, guided: bool) -> ScaleGenerationState:
         """Condition -> AdaLN parameters, empty static caches, first-scale input; no sampling yet."""
         cfg = self.config
         check_quantizer(cfg, quantizer)
@@ -118,7 +118,7 @@ class AAR(Pretrained, ARBackbone):
         f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=torch.float32)
         return ScaleGenerationState(tokens=tokens, f_hat=f_hat, **fields)
 
-    def _step(self, state: ScaleGenerationState, quantizer: Any, k: int, t: float, top_k: int, top_p: float,
+    def _step(self, state: ScaleGenerationState, quantizer: Quantizer, k: int, t: float, top_k: int, top_p: float,
               temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Scale k: its n_k tokens through the blocks, guided logits, sample, update f_hat and next input.
 
@@ -137,7 +137,7 @@ class AAR(Pretrained, ARBackbone):
         return idx, logits
 
     @torch.no_grad()
-    def generate(self, quantizer: Any, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
+    def generate(self, quantizer: Quantizer, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
                  temperature: float = 1.0, generator: torch.Generator | None = None,
                  return_logits: bool = False) -> list[Tensor] | tuple[list[Tensor], list[Tensor]]:
         """Sample K token maps scale by scale -> list of LongTensors (B, n_k) (and guided logits)."""

@@ -8,14 +8,14 @@ codes (T x levels) flattened time-major (750 steps for 75 x 10).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..checkpoint import Pretrained
 from ..errors import ConfigError
-from .config import ARConfig, check_quantizer
+from .config import ARConfig, Quantizer, check_quantizer
 from .next_scale import ARLoss, check_codes, token_loss
 from .sampling import sample_logits
 from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
@@ -79,7 +79,7 @@ class NextTokenAR(Pretrained, ARBackbone):
         x = torch.cat(((c[:, None] + self.pos_start), prev), dim=1)
         return self.run(x + self.level_pos(), c, self.attn_mask)
 
-    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Any = None) -> ARLoss:
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer | None = None) -> ARLoss:
         """Cross-entropy over all L tokens with per-level loss and accuracy."""
         cfg = self.config
         if quantizer is not None:
@@ -89,7 +89,7 @@ class NextTokenAR(Pretrained, ARBackbone):
         return token_loss(self(cond, target), target, self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup_generation(self, cond: Tensor, guided: bool, quantizer: Any = None) -> TokenGenerationState:
+    def setup_generation(self, cond: Tensor, guided: bool, quantizer: Quantizer | None = None) -> TokenGenerationState:
         cfg = self.config
         if quantizer is not None:
             check_quantizer(cfg, quantizer)
@@ -120,7 +120,7 @@ class NextTokenAR(Pretrained, ARBackbone):
         return idx, logits
 
     @torch.no_grad()
-    def generate(self, quantizer: Any, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
+    def generate(self, quantizer: Quantizer, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
                  temperature: float = 1.0, generator: torch.Generator | None = None,
                  return_logits: bool = False, static: bool = False
                  ) -> list[Tensor] | tuple[list[Tensor], Tensor]:

@@ -39,6 +39,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from ..ar.config import tokenizer_fit
 from ..errors import ConfigError
 from .bench_measure import (PeakMemory, floor_seconds, machine_info, summarize, time_repeats, versions,
                             weight_bytes_per_step)
@@ -131,8 +132,8 @@ def random_sat(config: dict[str, Any], device: torch.device) -> torch.nn.Module:
 
 def ar_config(depth: str, kind: str, sat: Any, order: str = "scale") -> dict[str, Any]:
     size = dict(TINY_AR) if depth == "tiny" else dict(depth=int(depth))
-    return dict(size, kind=kind, order=order, scales=sat.scales, codebook_size=sat.quantizer.codebook_size,
-                latent_dim=sat.quantizer.latent_dim, condition="vector", cond_dim=COND_DIM, attention="cosine")
+    return dict(size, kind=kind, order=order, **tokenizer_fit(sat.quantizer), condition="vector", cond_dim=COND_DIM,
+                attention="cosine")
 
 
 def build_contenders(depth: str, settings: BenchSettings, device: torch.device) -> list[Contender]:
