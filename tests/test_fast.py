@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nextscale.ar.config import ARConfig
-from nextscale.ar.fast import FastGenerator, generation_loop
+from nextscale.ar.fast import FastGenerator
 from nextscale.ar.next_scale import AAR
 from nextscale.ar.next_token import NextTokenAR
 from nextscale.errors import ConfigError, NextscaleError
@@ -89,7 +89,7 @@ def test_cuda_graph_needs_a_cuda_device():
 
 def test_unknown_model_kind_is_refused():
     with pytest.raises(ConfigError, match="unsupported model kind"):
-        generation_loop(torch.nn.Linear(2, 2), quantizer(), 3.0)
+        FastGenerator(torch.nn.Linear(2, 2), quantizer(), cfg=3.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

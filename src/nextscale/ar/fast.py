@@ -1,8 +1,8 @@
 """Fast generation: drive a model's setup + static-shape step, optionally compiled or CUDA-graphed.
 
-Both AR models split generation into `setup_generation` (condition -> AdaLN parameters, static KV
-cache, output buffers) and a per-scale / per-token `_step` that never reads a tensor on the host.
-`FastGenerator` runs that loop itself so it can
+Both AR models implement one generation interface (`ARBackbone`: `setup` -> condition to AdaLN
+parameters, static KV cache, output buffers; `generation_plan`; a per-scale / per-token `step`
+that never reads a tensor on the host; `codes`). `FastGenerator` runs that loop itself so it can
 
 - wrap the step with `torch.compile` (`compile=True`): AAR compiles one graph per scale (shapes
   differ per scale); the next-token step runs in its static form (whole-cache attention with a causal
@@ -25,61 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, NextscaleError
 from .config import Quantizer
-from .transformer import guidance_weight
-
-
-class _ScaleLoop:
-    """AAR: K steps, step k samples scale k; the codes are the per-step outputs."""
-
-    def __init__(self, model: nn.Module, quantizer: Quantizer, cfg: float):
-        K = len(model.config.scales)
-        self.model, self.quantizer = model, quantizer
-        self.plan = [(k, guidance_weight(cfg, k, K)) for k in range(K)]
-
-    def setup(self, cond: Tensor, guided: bool) -> Any:
-        return self.model.setup_generation(self.quantizer, cond, guided)
-
-    def step(self, state: Any, k: int, t: Any, top_k: int, top_p: float, temperature: float,
-             generator: torch.Generator | None) -> Tensor:
-        return self.model._step(state, self.quantizer, k, t, top_k, top_p, temperature, generator)[0]
-
-    def codes(self, state: Any, outputs: list[Tensor]) -> list[Tensor]:
-        return outputs
-
-
-class _TokenLoop:
-    """Next-token baseline: L steps; codes are read from the state's buffer.
-
-    Eager steps attend to the filled prefix only (the cheapest honest baseline); compiled or
-    graph-captured steps use the static form (whole cache, causal row mask) so every step has
-    the same shapes.
-    """
-
-    def __init__(self, model: nn.Module, quantizer: Quantizer, cfg: float, static: bool = False):
-        K = len(model.config.scales)
-        self.model, self.quantizer, self.static = model, quantizer, static
-        levels = model.levels.tolist()                 # once, before any timed or captured loop
-        self.plan = [(i, guidance_weight(cfg, lvl, K)) for i, lvl in enumerate(levels)]
-
-    def setup(self, cond: Tensor, guided: bool) -> Any:
-        return self.model.setup_generation(cond, guided, self.quantizer)
-
-    def step(self, state: Any, i: int, t: Any, top_k: int, top_p: float, temperature: float,
-             generator: torch.Generator | None) -> Tensor:
-        return self.model._step(state, i, t, top_k, top_p, temperature, generator, self.static)[0]
-
-    def codes(self, state: Any, outputs: list[Tensor]) -> list[Tensor]:
-        return self.model.unflatten(state.out)
-
-
-def generation_loop(model: nn.Module, quantizer: Quantizer, cfg: float, static: bool = False) -> _ScaleLoop | _TokenLoop:
-    """The step driver for a model kind ('aar' or 'next_token'); `static`: same shapes every step."""
-    kind = getattr(model, "kind", None)
-    if kind == "aar":
-        return _ScaleLoop(model, quantizer, cfg)
-    if kind == "next_token":
-        return _TokenLoop(model, quantizer, cfg, static)
-    raise ConfigError(f"fast generation: unsupported model kind {kind!r} (expected 'aar' or 'next_token')")
+from .transformer import ARBackbone
 
 
 def raise_compile_limits(steps: int) -> None:
@@ -106,17 +52,21 @@ class FastGenerator:
     def __init__(self, model: nn.Module, quantizer: Quantizer, *, cfg: float = 4.0, top_k: int = 200,
                  top_p: float = 0.95, temperature: float = 1.0, compile: bool = False,
                  cuda_graph: bool = False, backend: str = "inductor", mode: str | None = None):
-        self.loop = generation_loop(model, quantizer, cfg, static=compile or cuda_graph)
-        self.model = model
+        if not isinstance(model, ARBackbone):
+            raise ConfigError(f"fast generation: unsupported model kind {getattr(model, 'kind', None)!r} "
+                              f"({type(model).__name__} is not an AR model: expected AAR or NextTokenAR)")
+        self.model, self.quantizer = model, quantizer
+        self.plan = model.generation_plan(cfg)        # host-side, once: before any timed or captured loop
+        self.static = compile or cuda_graph           # the next-token step in its fixed-shape form
         self.guided = cfg != 0
         self.sampling = (top_k, top_p, temperature)
         self.compiled = compile
         self.cuda_graph = cuda_graph
-        self._step: Callable[..., Tensor] = self.loop.step
+        self._step: Callable[..., tuple[Tensor, Tensor]] = model.step
         self._weights: Tensor | None = None
         if compile:
-            raise_compile_limits(len(self.loop.plan) if self.loop.model.kind == "aar" else 16)
-            self._step = torch.compile(self.loop.step, backend=backend, mode=mode)
+            raise_compile_limits(len(self.plan))
+            self._step = torch.compile(model.step, backend=backend, mode=mode)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
         self._static_cond: Tensor | None = None
@@ -125,11 +75,11 @@ class FastGenerator:
     @property
     def steps(self) -> int:
         """Sequential steps per clip (16 for AAR, 455 / 750 for the baselines)."""
-        return len(self.loop.plan)
+        return len(self.plan)
 
     def _guidance(self, device: torch.device) -> list[Any]:
         """CFG weights per step: python floats, or 0-d tensors when compiled (no recompile per weight)."""
-        floats = [t for _, t in self.loop.plan]
+        floats = [t for _, t in self.plan]
         if not self.compiled:
             return floats
         if self._weights is None or self._weights.device != device:
@@ -140,11 +90,11 @@ class FastGenerator:
     def run(self, cond: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
         """One generation through the (possibly compiled) step, without graph capture."""
         top_k, top_p, temperature = self.sampling
-        state = self.loop.setup(cond, self.guided)
+        state = self.model.setup(self.quantizer, cond, self.guided, static=self.static)
         weights = self._guidance(cond.device)
-        outputs = [self._step(state, index, t, top_k, top_p, temperature, generator)
-                   for (index, _), t in zip(self.loop.plan, weights)]
-        return self.loop.codes(state, outputs)
+        outputs = [self._step(state, self.quantizer, index, t, top_k, top_p, temperature, generator)[0]
+                   for (index, _), t in zip(self.plan, weights)]
+        return self.model.codes(state, outputs)
 
     def __call__(self, cond: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
         if not self.cuda_graph:

@@ -108,18 +108,26 @@ class AAR(Pretrained, ARBackbone):
         return token_loss(logits, torch.cat(list(codes), dim=1), self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup_generation(self, quantizer: Quantizer, cond: Tensor, guided: bool) -> ScaleGenerationState:
-        """Condition -> AdaLN parameters, empty static caches, first-scale input; no sampling yet."""
+    def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False) -> ScaleGenerationState:
+        """Condition -> AdaLN parameters, empty static caches, first-scale input; no sampling yet.
+
+        Each scale's step already has fixed shapes, so `static` changes nothing here.
+        """
         cfg = self.config
         check_quantizer(cfg, quantizer)
         c, fields = self.generation_setup(cond, guided)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :cfg.scales[0]]
         # f_hat accumulates in float32 whatever the model's precision: it is what the decoder hears
         f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=torch.float32)
-        return ScaleGenerationState(tokens=tokens, f_hat=f_hat, **fields)
+        return ScaleGenerationState(tokens=tokens, f_hat=f_hat, static=static, **fields)
 
-    def _step(self, state: ScaleGenerationState, quantizer: Quantizer, k: int, t: float, top_k: int, top_p: float,
-              temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
+        """One step per scale, with the paper's CFG ramp over scales."""
+        K = len(self.bounds)
+        return [(k, guidance_weight(cfg, k, K)) for k in range(K)]
+
+    def step(self, state: ScaleGenerationState, quantizer: Quantizer, k: int, t: float, top_k: int, top_p: float,
+             temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Scale k: its n_k tokens through the blocks, guided logits, sample, update f_hat and next input.
 
         Shapes depend only on k, and nothing reads a tensor value on the host.
@@ -136,17 +144,5 @@ class AAR(Pretrained, ARBackbone):
             state.tokens = torch.cat((nxt, nxt)) if state.guided else nxt
         return idx, logits
 
-    @torch.no_grad()
-    def generate(self, quantizer: Quantizer, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
-                 temperature: float = 1.0, generator: torch.Generator | None = None,
-                 return_logits: bool = False) -> list[Tensor] | tuple[list[Tensor], list[Tensor]]:
-        """Sample K token maps scale by scale -> list of LongTensors (B, n_k) (and guided logits)."""
-        state = self.setup_generation(quantizer, cond, guided=cfg != 0)
-        K = len(self.bounds)
-        codes, logits = [], []
-        for k in range(K):
-            idx, lg = self._step(state, quantizer, k, guidance_weight(cfg, k, K), top_k, top_p, temperature, generator)
-            codes.append(idx)
-            if return_logits:
-                logits.append(lg)
-        return (codes, logits) if return_logits else codes
+    def codes(self, state: ScaleGenerationState, outputs: list[Tensor]) -> list[Tensor]:
+        return outputs

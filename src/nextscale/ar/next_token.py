@@ -89,23 +89,30 @@ class NextTokenAR(Pretrained, ARBackbone):
         return token_loss(self(cond, target), target, self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup_generation(self, cond: Tensor, guided: bool, quantizer: Quantizer | None = None) -> TokenGenerationState:
+    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False
+              ) -> TokenGenerationState:
+        """Condition -> AdaLN parameters, empty caches, output buffer; `static`: whole-cache steps."""
         cfg = self.config
         if quantizer is not None:
             check_quantizer(cfg, quantizer)
         c, fields = self.generation_setup(cond, guided)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :1]
         out = torch.zeros(fields["batch"], cfg.num_tokens, dtype=torch.long, device=c.device)
-        return TokenGenerationState(tokens=tokens, out=out, **fields)
+        return TokenGenerationState(tokens=tokens, out=out, static=static, **fields)
 
-    def _step(self, state: TokenGenerationState, i: int, t: float, top_k: int, top_p: float, temperature: float,
-              generator: torch.Generator | None, static: bool = False) -> tuple[Tensor, Tensor]:
+    def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
+        """One step per token; the CFG weight ramps over the scale (level) each token belongs to."""
+        levels, K = self.levels.tolist(), len(self.config.scales)
+        return [(i, guidance_weight(cfg, level, K)) for i, level in enumerate(levels)]
+
+    def step(self, state: TokenGenerationState, quantizer: Quantizer | None, i: int, t: float, top_k: int,
+             top_p: float, temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Token i: one position through the blocks, guided logits, sample, build input i+1.
 
-        static=True attends over the whole cache with a causal row mask, so every step has the
-        same shapes (what a CUDA graph needs); the default attends to the filled prefix only.
+        A static state attends over the whole cache with a causal row mask, so every step has the
+        same shapes (what a CUDA graph needs); otherwise it attends to the filled prefix only.
         """
-        L = self.config.num_tokens
+        L, static = self.config.num_tokens, state.static
         mask = self.attn_mask[i:i + 1] if static else None
         logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, i,
                                  L if static else i + 1, mask)
@@ -119,23 +126,9 @@ class NextTokenAR(Pretrained, ARBackbone):
             state.tokens = torch.cat((nxt, nxt)) if state.guided else nxt
         return idx, logits
 
-    @torch.no_grad()
-    def generate(self, quantizer: Quantizer, cond: Tensor, cfg: float = 4.0, top_k: int = 0, top_p: float = 0.0,
-                 temperature: float = 1.0, generator: torch.Generator | None = None,
-                 return_logits: bool = False, static: bool = False
-                 ) -> list[Tensor] | tuple[list[Tensor], Tensor]:
-        """Sample L tokens one at a time -> list of K LongTensors (B, n_k), like AAR.generate.
+    def codes(self, state: TokenGenerationState, outputs: list[Tensor]) -> list[Tensor]:
+        return self.unflatten(state.out)
 
-        With return_logits, also the guided logits (B, L, V) in this model's token order.
-        """
-        state = self.setup_generation(cond, guided=cfg != 0, quantizer=quantizer)
-        levels = self.levels.tolist()
-        K = len(self.config.scales)
-        logits = []
-        for i in range(self.config.num_tokens):
-            _, lg = self._step(state, i, guidance_weight(cfg, levels[i], K), top_k, top_p, temperature,
-                               generator, static)
-            if return_logits:
-                logits.append(lg)
-        codes = self.unflatten(state.out)
-        return (codes, torch.cat(logits, dim=1)) if return_logits else codes
+    def gather_logits(self, logits: list[Tensor]) -> Tensor:
+        """(B, L, V), in this model's token order."""
+        return torch.cat(logits, dim=1)

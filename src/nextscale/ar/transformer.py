@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .config import ARConfig
+from .config import ARConfig, Quantizer
 
 Modulation = tuple[Tensor, ...]
 
@@ -224,6 +224,7 @@ class GenerationState:
     caches: list[KVCache]     # preallocated for all L positions
     level_pos: Tensor         # (1, L, W) level + position embeddings
     tokens: Tensor            # input of the next step (B or 2B, n, W)
+    static: bool = False      # every step the same shapes (whole-cache attention with a row mask)
 
 
 class ARBackbone(nn.Module):
@@ -269,6 +270,47 @@ class ARBackbone(nn.Module):
     def new_caches(self, batch: int, length: int) -> list[KVCache]:
         cfg, p = self.config, self.head.out.weight
         return [KVCache(batch, cfg.heads, length, cfg.width // cfg.heads, p.device, p.dtype) for _ in self.blocks]
+
+    # ---- generation: the interface both models implement, and the one loop that drives it ----------
+    # setup(quantizer, cond, guided, static) -> state; generation_plan(cfg) -> [(step index, CFG weight)];
+    # step(state, quantizer, index, t, top_k, top_p, temperature, generator) -> (tokens, guided logits),
+    # with shapes that depend only on the index and no host reads (compile / CUDA-graph friendly);
+    # codes(state, per-step tokens) -> K LongTensors (B, n_k). `ar.fast.FastGenerator` drives the same.
+    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False) -> GenerationState:
+        raise NotImplementedError
+
+    def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
+        raise NotImplementedError
+
+    def step(self, state: GenerationState, quantizer: Quantizer | None, index: int, t: float, top_k: int,
+             top_p: float, temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def codes(self, state: GenerationState, outputs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def gather_logits(self, logits: list[Tensor]) -> list[Tensor] | Tensor:
+        """The per-step guided logits as `generate(return_logits=True)` returns them."""
+        return logits
+
+    @torch.no_grad()
+    def generate(self, quantizer: Quantizer | None, cond: Tensor, cfg: float = 4.0, top_k: int = 0,
+                 top_p: float = 0.0, temperature: float = 1.0, generator: torch.Generator | None = None,
+                 return_logits: bool = False, static: bool = False):
+        """Sample every step of `generation_plan` -> list of K LongTensors (B, n_k) (and the guided logits).
+
+        `static` asks for the same shapes at every step (what a CUDA graph needs) where a model's
+        steps differ otherwise (the next-token baseline); the tokens are the same either way.
+        """
+        state = self.setup(quantizer, cond, guided=cfg != 0, static=static)
+        outputs, logits = [], []
+        for index, t in self.generation_plan(cfg):
+            idx, lg = self.step(state, quantizer, index, t, top_k, top_p, temperature, generator)
+            outputs.append(idx)
+            if return_logits:
+                logits.append(lg)
+        codes = self.codes(state, outputs)
+        return (codes, self.gather_logits(logits)) if return_logits else codes
 
 
 def guidance_weight(cfg: float, step: int, steps: int) -> float:
