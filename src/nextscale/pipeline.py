@@ -110,16 +110,8 @@ class Pipeline:
     def save_pretrained(self, directory: str | Path) -> Path:
         """DIR/pipeline.json + DIR/tokenizer/ + DIR/ar/, written atomically as one directory. A
         conditioner model that was loaded from inside a pipeline directory is copied along."""
-        directory = Path(directory)
-        with atomic_directory(directory) as tmp:
-            self.sat.save_pretrained(tmp / TOKENIZER_DIR)
-            self.ar.save_pretrained(tmp / AR_DIR)
-            bundled = self.conditioner.bundled_from
-            if bundled is not None:
-                shutil.copytree(bundled, tmp / self.conditioner.to_config()["model"])
-            manifest = {"format_version": FORMAT_VERSION, "kind": "pipeline", "conditioner": self.conditioner.to_config()}
-            atomic_write_json(tmp / PIPELINE_FILE, manifest | ({"sampling": self.sampling} if self.sampling else {}))
-        return directory
+        return write_pipeline_dir(directory, self.sat, self.ar, self.conditioner.to_config(), self.sampling,
+                                  bundled=self.conditioner.bundled_from)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
@@ -218,6 +210,23 @@ def check_sampling_defaults(sampling: Any) -> dict[str, float]:
     except NextscaleError as e:
         raise ConfigError(f"sampling: {e}") from None
     return dict(sampling)
+
+
+def write_pipeline_dir(directory: str | Path, sat: Any, ar: Any, conditioner: dict[str, Any],
+                       sampling: dict[str, float] | None = None, bundled: str | Path | None = None,
+                       metadata: dict[str, dict[str, Any]] | None = None) -> Path:
+    """The pipeline directory format, in one place: DIR/pipeline.json + DIR/tokenizer/ + DIR/ar/ (+ a
+    bundled conditioner model), written atomically as one directory. `metadata` goes into the
+    tokenizer's / AR model's config.json (`{"tokenizer": {...}, "ar": {...}}`)."""
+    directory, metadata = Path(directory), metadata or {}
+    with atomic_directory(directory) as tmp:
+        sat.save_pretrained(tmp / TOKENIZER_DIR, metadata=metadata.get("tokenizer"))
+        ar.save_pretrained(tmp / AR_DIR, metadata=metadata.get("ar"))
+        if bundled is not None:
+            shutil.copytree(bundled, tmp / conditioner["model"])
+        manifest = {"format_version": FORMAT_VERSION, "kind": "pipeline", "conditioner": conditioner}
+        atomic_write_json(tmp / PIPELINE_FILE, manifest | ({"sampling": sampling} if sampling else {}))
+    return directory
 
 
 def set_pipeline_sampling(directory: str | Path, sampling: dict[str, float]) -> None:

@@ -175,8 +175,7 @@ def import_published(sat_path: str | Path, out: str | Path, aar_path: str | Path
     Everything is converted and checked before anything is written, and the directory is
     written atomically, so a bad file never leaves a half-imported checkpoint behind.
     """
-    from ..checkpoint import FORMAT_VERSION
-    from ..io import atomic_directory, atomic_write_json
+    from ..pipeline import write_pipeline_dir
     from ..tokenizer.published import convert_published_sat
     from .config import check_quantizer
 
@@ -190,9 +189,6 @@ def import_published(sat_path: str | Path, out: str | Path, aar_path: str | Path
         check_quantizer(aar.config, sat.quantizer, where=f"{aar_path} vs {sat_path}")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    with atomic_directory(out) as tmp:
-        sat.save_pretrained(tmp / "tokenizer", metadata={"imported_from": str(sat_path)})
-        aar.save_pretrained(tmp / "ar", metadata={"imported_from": str(aar_path)})
-        atomic_write_json(tmp / "pipeline.json", {"format_version": FORMAT_VERSION, "kind": "pipeline",
-                                                  "conditioner": {"kind": "clap", "model": clap_model}})
-    return out
+    return write_pipeline_dir(out, sat, aar, {"kind": "clap", "model": clap_model},
+                              metadata={"tokenizer": {"imported_from": str(sat_path)},
+                                        "ar": {"imported_from": str(aar_path)}})

@@ -56,7 +56,7 @@ def floor_seconds(bytes_per_step: float, steps: int, bandwidth: float | None) ->
 def weight_bytes_per_step(model: torch.nn.Module, bytes_per_element: int) -> int:
     """Bytes of weights one step reads: every parameter except embedding tables (only rows are gathered).
 
-    Counts AdaLN projections too, as DESIGN.md's floor (16 × 615 MB) does; a model that computes its
+    Counts AdaLN projections too, as the published d16 floor (16 × 615 MB per step) does; a model that computes its
     modulation once per clip reads slightly less, so the floor stays a true lower bound up to that.
     """
     skipped = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}

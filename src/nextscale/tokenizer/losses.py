@@ -1,4 +1,4 @@
-"""SAT generator and discriminator losses (DESIGN.md): time L1, multi-resolution log-mel L1+L2,
+"""SAT generator and discriminator losses (the published recipe): time L1, multi-resolution log-mel L1+L2,
 hinge adversarial, relative feature matching and the quantizer's commitment loss; optionally a
 multi-resolution linear-frequency STFT term (spectral convergence + log-magnitude L1).
 

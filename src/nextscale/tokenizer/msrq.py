@@ -221,8 +221,3 @@ class MSRQ(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scales={self.scales}, codebook_size={self.codebook_size}, phi_index={self.phi_index}"
-
-
-def tokens_per_clip(scales: Sequence[int]) -> int:
-    """L = sum of n_k, the AR sequence length."""
-    return sum(int(s) for s in scales)

@@ -1,4 +1,4 @@
-"""SAT training (`nextscale train-tokenizer`): the losses of DESIGN.md through `tokenizer.losses`.
+"""SAT training (`nextscale train-tokenizer`): the losses of `tokenizer.losses`, on any dataset.
 
 Generator: Adam(0.5, 0.9), warmup + cosine; time L1 + multi-resolution mel + commitment, plus
 hinge adversarial + feature matching against the multi-scale STFT discriminator, which is
