@@ -17,25 +17,7 @@ from matplotlib.figure import Figure
 
 from .errors import DataError, NextscaleError
 from .io import atomic_write_bytes, iter_jsonl
-
-
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale."""
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Triangular filters (n_mels, n_fft//2+1), evenly spaced on the mel scale from 0 to Nyquist."""
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs[None] - lower) / (centre - lower)
-    falling = (upper - freqs[None]) / (upper - centre)
-    return np.clip(np.minimum(rising, falling), 0.0, None)
+from .tokenizer.mel import log_mel_spectrogram
 
 
 def _as_mono_numpy(wav: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -52,15 +34,10 @@ def _as_mono_numpy(wav: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def log_mel(wav: torch.Tensor | np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256,
             n_mels: int = 80) -> np.ndarray:
-    """Log10 mel power spectrogram (n_mels, frames) of one clip, floored at 1e-10."""
-    x = _as_mono_numpy(wav)
-    if x.size < n_fft:
-        x = np.pad(x, (0, n_fft - x.size))
-    frames = 1 + (x.size - n_fft) // hop
-    idx = np.arange(n_fft)[None] + hop * np.arange(frames)[:, None]
-    spectrum = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft)[None], axis=1)) ** 2
-    mel = mel_filterbank(sample_rate, n_fft, n_mels) @ spectrum.T
-    return np.log10(np.maximum(mel, 1e-10))
+    """Log10 mel power spectrogram (n_mels, frames) of one clip, floored at 1e-10: the losses' mel
+    front-end (`tokenizer.mel`), so a plot shows what training and the metrics see."""
+    magnitudes = log_mel_spectrogram(torch.from_numpy(_as_mono_numpy(wav)), sample_rate, n_fft, hop, n_mels)
+    return (magnitudes * (2.0 / math.log(10.0))).numpy()
 
 
 def _draw_spectrogram(ax, wav, sample_rate: int, title: str | None, vmin: float | None = None) -> None:
