@@ -99,3 +99,15 @@ def test_shipped_name_loads_and_is_the_default(pipeline_dir, tmp_path, monkeypat
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
     assert settings["checkpoint"] == "tiny-shipped"
     assert (settings["cfg"], settings["top_k"], settings["top_p"]) == (1.5, 4, 0.95)   # the model's own, then defaults
+
+
+def test_the_shipped_model_generates_through_the_public_api():
+    """The pipeline shipped in the package loads by name and generates finite clips of its length."""
+    from nextscale.hub import DEFAULT_MODEL, shipped_models
+
+    assert DEFAULT_MODEL in shipped_models()
+    pipe = Pipeline.from_pretrained(DEFAULT_MODEL)
+    assert pipe.sampling["top_k"] == 8 and "siren" in pipe.conditioner.classes
+    audio = pipe(["siren", "kick"], seed=0)
+    assert audio.shape == (2, 1, pipe.num_samples) and torch.isfinite(audio).all()
+    assert audio.abs().amax(dim=-1).min() > 1e-3                       # not silence
