@@ -87,7 +87,7 @@ def test_a_lost_stage_is_the_only_one_redone(smoke, monkeypatch):
 
 
 def test_unknown_preset_is_named():
-    with pytest.raises(NextscaleError, match="demo preset 'huge': unknown; choose one of default, quick, smoke"):
+    with pytest.raises(NextscaleError, match="demo preset 'huge': unknown; choose one of default, long, quick, smoke"):
         Demo("unused", "huge")
 
 
