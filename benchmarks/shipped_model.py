@@ -34,21 +34,15 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
     from nextscale.audio import save_audio
     from nextscale.checkpoint import resolve_model_dir
     from nextscale.io import atomic_write_json
-    from nextscale.data.export import export_corpus
     from nextscale.eval.bench_measure import machine_info, versions
     from nextscale.eval.embeddings import get_embedding
     from nextscale.eval.evaluate import evaluate_sets
     from nextscale.eval.recon_run import evaluate_tokenizer, write_reconstructions
-    from nextscale.eval.train_classifier import train_classifier
+    from nextscale.eval.train_classifier import heldout_and_classifier
     from nextscale.pipeline import TOKENIZER_DIR, Pipeline
 
     torch.set_num_threads(threads)
-    manifest = work / "heldout" / "manifest.jsonl"
-    if not manifest.is_file():
-        export_corpus(work / "heldout", n_heldout, HELDOUT_SEED)
-    classifier = work / "classifier"
-    if not (classifier / "config.json").is_file():
-        train_classifier(classifier, n_train=1200, n_heldout=300, steps=400, device=device)
+    manifest, classifier = heldout_and_classifier(work, n_heldout, HELDOUT_SEED, device)
     backend = get_embedding("synth", classifier=classifier)
 
     pipe = Pipeline.from_pretrained(model, device=device)

@@ -71,16 +71,9 @@ def train_config(overrides: list[str], steps: int, device: str) -> dict[str, Any
 
 def prepare(work: Path, device: str) -> tuple[Path, Path]:
     """The held-out clips and the synth classifier, made once per work folder."""
-    from nextscale.data.export import export_corpus
-    from nextscale.eval.train_classifier import train_classifier
+    from nextscale.eval.train_classifier import heldout_and_classifier
 
-    manifest = work / "heldout" / "manifest.jsonl"
-    if not manifest.is_file():
-        export_corpus(work / "heldout", N_HELDOUT, HELDOUT_SEED)
-    classifier = work / "classifier"
-    if not (classifier / "config.json").is_file():
-        train_classifier(classifier, n_train=1200, n_heldout=300, steps=400, device=device)
-    return manifest, classifier
+    return heldout_and_classifier(work, N_HELDOUT, HELDOUT_SEED, device)
 
 
 def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device: str) -> dict[str, Any]:

@@ -98,3 +98,19 @@ def train_classifier(out: str | Path, n_train: int = 1200, n_heldout: int = 360,
                "n_heldout": n_heldout, "seed": seed, "train_seconds": round(time.perf_counter() - start, 1)}
     model.cpu().eval().save_pretrained(out, metadata=summary)
     return summary
+
+
+def heldout_and_classifier(work: str | Path, n_heldout: int, seed: int, device: str = "cpu") -> tuple[Path, Path]:
+    """WORK/heldout (clips of another seed than any training corpus + manifest) and WORK/classifier
+    (the `synth` classifier, trained as the demo trains it), each made once per folder; the
+    benchmarks that score against held-out synthetic clips share them."""
+    from ..data.export import export_corpus
+
+    work = Path(work)
+    manifest = work / "heldout" / "manifest.jsonl"
+    if not manifest.is_file():
+        export_corpus(work / "heldout", n_heldout, seed)
+    classifier = work / "classifier"
+    if not (classifier / "config.json").is_file():
+        train_classifier(classifier, n_train=1200, n_heldout=300, steps=400, device=device)
+    return manifest, classifier
