@@ -77,10 +77,29 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
         "machine": {"device": device, "threads": threads, **machine_info(torch.device(device))},
         "versions": versions(),
     }
+    report["spectrograms"] = str(plot_per_class(manifest, recon_dir, samples, classes, pipe.sample_rate,
+                                                out / f"shipped_model_{device}_spectrograms.png"))
     path = out / f"shipped_model_{device}.json"
     atomic_write_json(path, report)
     print(json.dumps({k: report[k] for k in ("generated", "sat_roundtrip", "real_heldout_accuracy")}, indent=1))
     print(f"wrote {path}")
+
+
+def plot_per_class(manifest: Path, reconstructed: Path, generated: Path, classes: list[str], sample_rate: int,
+                   path: Path) -> Path:
+    """One row per class: a held-out clip | its round trip through the tokenizer | a generated sample."""
+    from nextscale.audio import load_audio
+    from nextscale.data.manifest import read_manifest
+    from nextscale.plots import plot_comparison
+
+    rows, entries = [], read_manifest(manifest).entries
+    for cls in classes:
+        real = next(e for e in entries if cls in e.labels)
+        clips = [load_audio(real.path, sample_rate), load_audio(reconstructed / Path(real.path).name, sample_rate),
+                 load_audio(generated / f"{cls}_00.wav", sample_rate)]
+        rows.append((cls, clips))
+    return plot_comparison(rows, ["held-out", "round trip", "generated"], sample_rate, path,
+                           title="nextscale-synth-small: real, tokenizer round trip, generated")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def test_every_packaged_config_loads_by_name():
     assert {"sat-paper", "sat-paper-d128", "sat-fourier-tiny", "rvq-750", "aar-d16", "aar-tiny"} <= set(shipped)
     for name, path in shipped.items():
         assert path.parent == CONFIG_DIR
-        is_ar = "kind:" in path.read_text() and ("kind: aar" in path.read_text() or "kind: next_token" in path.read_text())
+        is_ar = any(f"kind: {kind}" in path.read_text() for kind in ("aar", "next_token"))
         cfg = (load_ar_train_config if is_ar else load_sat_train_config)(name)
         assert cfg.model is not None, name
 

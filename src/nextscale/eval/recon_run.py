@@ -84,8 +84,8 @@ def write_reconstructions(sat, manifest: str | Path, out_dir: str | Path) -> Pat
     import json
 
     from ..audio import crop_or_pad, load_audio, save_audio
-    from ..io import atomic_write_bytes
     from ..data.manifest import read_manifest
+    from ..io import atomic_write_bytes
 
     out_dir = Path(out_dir)
     labels: dict[str, str] = {}
