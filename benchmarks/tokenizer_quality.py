@@ -3,6 +3,7 @@
     python benchmarks/tokenizer_quality.py                          # CPU: 240 s per tokenizer, synthetic clips
     python benchmarks/tokenizer_quality.py --data recorded          # train / score on benchmarks/data/recorded
     python benchmarks/tokenizer_quality.py --device cuda            # d128 size, 1800 s per tokenizer
+    python benchmarks/tokenizer_quality.py --runs DIR               # keep the runs; a rerun reuses contenders already finished there
 
 Contenders, all at 75 latent frames per second and sharing latent size, codebook size, optimizer,
 batch, seed and training corpus:
@@ -55,14 +56,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded"   # made by benchmarks/recorded_corpus.py
 EVAL_SEED = 2_000_003          # the held-out synthetic corpus: a seed no training run draws from
 SAMPLE_RATE, CLIP_SECONDS = 24000, 1.0
-SIZES: dict[str, dict[str, dict[str, Any]]] = {
-    # the demo SAT's size (CPU budget) and the d128 model the AR uses (GPU budget)
-    "tiny": {"quantizer": dict(latent_dim=16, codebook_size=128, kmeans_iters=10),
-             "seanet": dict(n_filters=8, dimension=32, lstm_layers=1),
-             "fourier": dict(convnext_width=256, convnext_layers=4, dimension=64, fourier_phase="cumulative")},
-    "d128": {"quantizer": dict(latent_dim=128, codebook_size=1024, kmeans_iters=50),
-             "seanet": dict(n_filters=32, dimension=128, lstm_layers=2),
-             "fourier": dict(convnext_width=512, convnext_layers=8, dimension=128, fourier_phase="cumulative")},
+SIZES: dict[str, dict[str, Any]] = {
+    # the demo SAT's size (CPU budget) and the d128 model the AR uses (GPU budget). A codec's entry
+    # names the packaged config whose model and loss sections are its recipe (or gives model keys).
+    "tiny": {"quantizer": dict(latent_dim=16, codebook_size=128, kmeans_iters=10, phi_count=3),
+             "seanet": "sat-tiny", "fourier": "sat-fourier-tiny"},
+    "d128": {"quantizer": dict(latent_dim=128, codebook_size=1024, kmeans_iters=50, phi_count=6),
+             "seanet": "sat-paper-d128", "fourier": "sat-fourier"},
 }
 SAT_455 = dict(schedule="quadratic", num_scales=16, phi="partial")
 RVQ_750 = dict(schedule="rvq", num_scales=10, phi="none")
@@ -98,17 +98,31 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def codec_recipe(size: str, codec: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model keys, loss keys) of one codec at one size: its packaged config's sections, or a dict of model keys."""
+    import yaml
+
+    from nextscale.config import resolve_config_path
+
+    entry = SIZES[size][codec]
+    if isinstance(entry, dict):
+        return dict(entry), {}
+    raw = yaml.safe_load(resolve_config_path(entry).read_text())
+    return dict(raw.get("model", {})), dict(raw.get("loss", {}))
+
+
 def train_config(name: str, s: Settings, steps: int) -> dict[str, Any]:
-    """The train-tokenizer config of one contender; only codec and quantizer keys differ between them."""
+    """The train-tokenizer config of one contender: its codec's recipe, then the shared quantizer and schedule."""
     codec = CONTENDERS[name]["codec"]
-    model = dict(sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS, ratios=[8, 5, 4, 2], n_residual_layers=1,
-                 **SIZES[s.size]["quantizer"], **SIZES[s.size][codec], **CONTENDERS[name])
+    model, loss = codec_recipe(s.size, codec)
+    model |= dict(sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS, **SIZES[s.size]["quantizer"], **CONTENDERS[name])
+    loss["adversarial"] = s.adversarial
     if s.data == "recorded":     # train on all of train.csv; scoring uses heldout.csv
         data = {"source": "manifest", "path": str(Path(s.recorded) / "train.csv"), "heldout_fraction": 0.0}
     else:
         data = {"source": "synth", "n": s.n_train, "seed": s.seed, "heldout_n": 1}
     return {
-        "model": model, "data": data,
+        "model": model, "data": data, "loss": loss,
         "optim": {"lr": s.lr, "warmup_steps": max(1, steps // 20)},
         "train": {"steps": steps, "batch_size": s.batch, "device": s.device, "seed": s.seed,
                   "adversarial": s.adversarial, "eval_every": 0, "ckpt_every": steps, "keep_last": 1,
@@ -215,10 +229,16 @@ def run_contender(name: str, s: Settings, runs: Path, heldout: str, n_eval: int,
     from nextscale.tokenizer.model import SAT
     from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
 
+    from nextscale.io import atomic_write_json, read_json
+
+    run = runs / slug(name)
+    done = run / "result.json"       # a contender finished under the same settings is reused (--runs resumes)
+    if done.is_file() and (saved := read_json(done, ValueError)).get("settings") == dataclasses.asdict(s):
+        print(f"[{name}] reusing {done}", flush=True)
+        return saved["result"]
     steps, per_step = training_steps(name, s)
     cfg = load_sat_train_config(train_config(name, s, steps))
     cfg.train.progress = progress
-    run = runs / slug(name)
     start = time.perf_counter()
     fit = train_tokenizer(cfg, run)
     train_s = time.perf_counter() - start
@@ -226,7 +246,7 @@ def run_contender(name: str, s: Settings, runs: Path, heldout: str, n_eval: int,
     sat = SAT.from_pretrained(str(model_dir))
     scores = evaluate_tokenizer(model_dir, heldout, n=n_eval, seed=EVAL_SEED, device=s.device, progress=progress)
     tokens_per_second = sat.num_tokens / cfg.model.clip_seconds
-    return {
+    result = {
         "name": name, "run": run.name, "codec": cfg.model.codec, "schedule": cfg.model.schedule, "phi": cfg.model.phi,
         "scales": sat.scales, "tokens_per_second": tokens_per_second,
         "kbps": tokens_per_second * math.log2(sat.codebook_size) / 1000,
@@ -237,6 +257,8 @@ def run_contender(name: str, s: Settings, runs: Path, heldout: str, n_eval: int,
         "per_scale": scores["per_scale"], "per_clip": scores["per_clip"], "skipped": scores["skipped"],
         **coding_speed(model_dir, s),
     }
+    atomic_write_json(done, {"settings": dataclasses.asdict(s), "result": result})
+    return result
 
 
 # ---------------------------------------------------------------- Opus
