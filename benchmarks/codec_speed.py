@@ -22,7 +22,7 @@ def main(threads: int = typer.Option(1), repeats: int = typer.Option(7),
     import torch
 
     from nextscale.io import atomic_write_json
-    from nextscale.eval.bench_measure import machine_info, summarize, time_repeats, versions
+    from nextscale.bench.measure import machine_info, summarize, time_repeats, versions
     from nextscale.train.tokenizer import load_sat_train_config
     from nextscale.tokenizer.model import SAT
 

@@ -4,7 +4,7 @@
     python benchmarks/generation_speed.py --depths 16 --batch 1,64 --device cuda --precision bf16 --compile --cuda-graph
 
 Takes the same options as `nextscale bench`; unless --json is given, the report goes to
-benchmarks/results/generation_speed_<device>.json (and the table as .md; schema: nextscale.eval.bench docstring).
+benchmarks/results/generation_speed_<device>.json (and the table as .md; schema: nextscale.bench.generation docstring).
 """
 from __future__ import annotations
 

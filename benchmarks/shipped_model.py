@@ -34,7 +34,7 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
     from nextscale.audio import save_audio
     from nextscale.checkpoint import resolve_model_dir
     from nextscale.io import atomic_write_json
-    from nextscale.eval.bench_measure import machine_info, versions
+    from nextscale.bench.measure import machine_info, versions
     from nextscale.eval.embeddings import get_embedding
     from nextscale.eval.evaluate import evaluate_sets
     from nextscale.eval.recon_run import evaluate_tokenizer, write_reconstructions

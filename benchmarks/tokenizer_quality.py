@@ -100,14 +100,12 @@ def slug(name: str) -> str:
 
 def codec_recipe(size: str, codec: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model keys, loss keys) of one codec at one size: its packaged config's sections, or a dict of model keys."""
-    import yaml
-
-    from nextscale.config import resolve_config_path
+    from nextscale.config import read_yaml
 
     entry = SIZES[size][codec]
     if isinstance(entry, dict):
         return dict(entry), {}
-    raw = yaml.safe_load(resolve_config_path(entry).read_text())
+    raw = read_yaml(entry)
     return dict(raw.get("model", {})), dict(raw.get("loss", {}))
 
 
@@ -191,7 +189,7 @@ def coding_speed(model_dir: Path, s: Settings) -> dict[str, float]:
     """Median encode and decode wall seconds per second of audio, batch 1, one CPU thread."""
     import torch
 
-    from nextscale.eval.bench_measure import summarize, time_repeats
+    from nextscale.bench.measure import summarize, time_repeats
     from nextscale.tokenizer.model import SAT
 
     device = torch.device(s.device)
@@ -302,7 +300,7 @@ def run_opus(s: Settings, heldout: str, n_eval: int, kinds: dict[str, str], prog
     import torch
     from tqdm.auto import tqdm
 
-    from nextscale.eval.bench_measure import summarize, time_repeats
+    from nextscale.bench.measure import summarize, time_repeats
     from nextscale.eval.recon import score_pair
     from nextscale.eval.recon_run import iter_clips
 
@@ -382,7 +380,7 @@ def run_benchmark(s: Settings, out: Path, runs: Path | None = None, progress: bo
     import torch
 
     from nextscale.io import atomic_write_json
-    from nextscale.eval.bench_measure import machine_info, versions
+    from nextscale.bench.measure import machine_info, versions
     from nextscale.runtime import resolve_device
 
     device = resolve_device(s.device)

@@ -79,7 +79,7 @@ def prepare(work: Path, device: str) -> tuple[Path, Path]:
 def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device: str) -> dict[str, Any]:
     import torch
 
-    from nextscale.eval.bench_measure import summarize, time_repeats
+    from nextscale.bench.measure import summarize, time_repeats
     from nextscale.eval.embeddings import get_embedding
     from nextscale.eval.evaluate import evaluate_sets
     from nextscale.eval.recon_run import evaluate_tokenizer, write_reconstructions
@@ -138,7 +138,7 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
 
     from nextscale.io import atomic_write_json, read_json
     from nextscale.errors import ConfigError
-    from nextscale.eval.bench_measure import machine_info, versions
+    from nextscale.bench.measure import machine_info, versions
 
     torch.set_num_threads(threads)
     todo = {}

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from nextscale.cli import app
 from nextscale.errors import ConfigError
-from nextscale.eval.bench import MODELS, BenchSettings, add_speedups, run_benchmark
-from nextscale.eval.bench_measure import (PeakMemory, floor_seconds, known_bandwidth, summarize,
+from nextscale.bench.generation import MODELS, BenchSettings, add_speedups, run_benchmark
+from nextscale.bench.measure import (PeakMemory, floor_seconds, known_bandwidth, summarize,
                                           weight_bytes_per_step)
-from nextscale.eval.bench_table import markdown
+from nextscale.bench.table import markdown
 
 RESULT_KEYS = {"depth", "ar_depth", "width", "heads", "model", "steps", "batch", "parameters", "decoder_parameters",
                "times_s", "median_s", "iqr_s", "min_s", "max_s", "clips_per_s", "rtf", "speedup_of_next_scale",
@@ -85,7 +85,7 @@ def tiny_report():
 
 
 def test_tiny_benchmark_json(tiny_report, tmp_path):
-    from nextscale.eval.bench import write_json
+    from nextscale.bench.generation import write_json
 
     tiny_report, partial = tiny_report
     assert [len(p["results"]) for p in partial] == [1, 2, 3]     # saved after every setting

@@ -30,6 +30,17 @@ def test_every_packaged_config_loads_by_name():
         assert cfg.model is not None, name
 
 
+@pytest.mark.parametrize("ar_name, sat_name", [("aar-synth", "sat-fourier-tiny"), ("aar-synth", "sat-tiny"),
+                                               ("aar-d16", "sat-paper-d128")])
+def test_ar_configs_fit_the_tokenizer_they_are_paired_with(ar_name, sat_name):
+    """The scales / codebook / latent width an AR config writes out must be its SAT's (built, not read)."""
+    from nextscale.ar.config import fit_problems
+    from nextscale.tokenizer.model import SAT
+
+    sat = SAT.from_config(sat_name)
+    assert fit_problems(load_ar_train_config(ar_name).model, sat) == []
+
+
 def test_name_forms_resolve_to_the_same_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                      # no configs/ folder here
     target = CONFIG_DIR / "sat-paper.yaml"

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from .config import read_yaml
 from .errors import NextscaleError
 from .io import atomic_write_json, read_json
 
@@ -44,8 +45,8 @@ class DemoPreset:
     classifier_steps: int
     classifier_n: int
     samples_per_class: int
-    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of SAT_MODEL
-    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of AR_MODEL
+    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of SAT_CONFIG's model section
+    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of AR_CONFIG's model section
     bench_repeats: int = 3
 
 
@@ -116,18 +117,18 @@ class Demo:
 
 
 # ---------------------------------------------------------------------- the stages
-# The demo's models: a small Fourier-codec SAT (8 quadratic scales, 234 tokens per second; the
-# recipe measured in benchmarks/tokenizer_recipe.py) and a class-conditioned AAR of the paper's
-# family at depth 2 (width 128), sized to train on 2 CPU cores in minutes.
-SAT_MODEL: dict[str, Any] = dict(sample_rate=24000, clip_seconds=1.0, codec="fourier", fourier_phase="cumulative",
-                                 n_fft=1024, convnext_width=256, convnext_layers=4, dimension=16, latent_dim=16,
-                                 codebook_size=128, schedule="quadratic", num_scales=8, phi="partial", phi_count=3,
-                                 kmeans_iters=10)
-# mel + time + the decoder's compressed-magnitude spectrum against the input's (benchmarks/tokenizer_recipe.py)
-SAT_LOSS: dict[str, Any] = dict(adversarial=False, spectral_weight=1000.0)
-AR_MODEL: dict[str, Any] = dict(kind="aar", depth=2, width=128, heads=2, condition="class", cond_dim=64,
-                                cond_dropout=0.1, attention="cosine")
+# The demo's models are packaged configs (`nextscale configs`): a small Fourier-codec SAT (8 quadratic
+# scales, 234 tokens per second; the recipe measured in benchmarks/tokenizer_recipe.py) and a
+# class-conditioned AAR of the paper's family at depth 2 (width 128), sized to train on 2 CPU cores in
+# minutes. A preset's sat_model / ar_model override their model sections.
+SAT_CONFIG = "sat-fourier-tiny"   # model, loss (mel + time + compressed-magnitude spectrum) and optim.lr
+AR_CONFIG = "aar-synth"           # model; scales, codebook and latent width come from the trained SAT
 SAMPLING = dict(cfg=3.0, top_k=8, top_p=0.95, temperature=1.0)   # top-k 8 vs 32: 42 % vs 27 % class accuracy (288 samples)
+
+
+def demo_ar_model(preset: DemoPreset) -> dict[str, Any]:
+    """The AR model section: AR_CONFIG's, with the preset's overrides."""
+    return read_yaml(AR_CONFIG)["model"] | preset.ar_model
 
 
 def _train_common(demo: Demo, steps: int, batch: int) -> dict[str, Any]:
@@ -158,9 +159,10 @@ def stage_tokenizer(demo: Demo) -> dict[str, Any]:
     from .train.tokenizer import load_sat_train_config, train_tokenizer
 
     p = demo.preset
+    recipe = read_yaml(SAT_CONFIG)
     cfg = load_sat_train_config({
-        "model": SAT_MODEL | p.sat_model, "data": _train_data(demo), "loss": SAT_LOSS,
-        "optim": {"lr": 1e-3, "warmup_steps": max(1, p.sat_steps // 20)},
+        "model": recipe["model"] | p.sat_model, "data": _train_data(demo), "loss": recipe.get("loss", {}),
+        "optim": recipe.get("optim", {}) | {"warmup_steps": max(1, p.sat_steps // 20)},
         "train": _train_common(demo, p.sat_steps, p.sat_batch) | {"adversarial": False},
     })
     run = demo.out / "tokenizer"
@@ -191,9 +193,9 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
     p = demo.preset
     sat = SAT.from_pretrained(demo.results["tokenizer"]["model"])
     cfg = load_ar_train_config({
-        "model": AR_MODEL | p.ar_model | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
+        "model": demo_ar_model(p) | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
         "data": {"tokens": demo.results["tokens"]["tokens"]},
-        "optim": {"lr": 2e-3, "warmup_steps": max(1, p.ar_steps // 20)},
+        "optim": read_yaml(AR_CONFIG).get("optim", {}) | {"warmup_steps": max(1, p.ar_steps // 20)},
         "train": _train_common(demo, p.ar_steps, p.ar_batch),
     })
     run = demo.out / "ar"
@@ -291,9 +293,9 @@ def stage_evaluate(demo: Demo) -> dict[str, Any]:
 
 def _speed_table(demo: Demo) -> dict[str, Any]:
     """Next-scale vs the 455- and 750-step next-token baselines at the demo AR's depth (paper schedule)."""
-    from .eval.bench import BenchSettings, run_benchmark, write_json
+    from .bench.generation import BenchSettings, run_benchmark, write_json
 
-    depth = str(AR_MODEL["depth"] if "depth" not in demo.preset.ar_model else demo.preset.ar_model["depth"])
+    depth = str(demo_ar_model(demo.preset)["depth"])
     settings = BenchSettings(depths=["tiny"] if demo.preset.name == "smoke" else [depth], batch_sizes=[1],
                              device=demo.device, repeats=demo.preset.bench_repeats, warmup=1,
                              note="nextscale demo, random weights at the demo's AR size")

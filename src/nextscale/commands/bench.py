@@ -45,8 +45,8 @@ def bench(
     markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Also write the table as markdown ('{device}' is filled in)."),
 ) -> None:
     """End-to-end generation time of 1 s of audio: next-scale AAR vs next-token baselines."""
-    from ..eval.bench import BenchSettings, run_benchmark, write_json
-    from ..eval.bench_table import markdown, print_table
+    from ..bench.generation import BenchSettings, run_benchmark, write_json
+    from ..bench.table import markdown, print_table
 
     settings = BenchSettings(
         depths=split_list(depths, "--depths"), batch_sizes=split_list(batch, "--batch", int), device=device,

@@ -1,6 +1,6 @@
 """Measurement primitives for the speed benchmark: timing, peak memory, machine facts, the floor.
 
-Kept apart from the model-building harness (`eval/bench.py`) so each can be checked on its own:
+Kept apart from the model-building harness (`bench/generation.py`) so each can be checked on its own:
 the timing is synchronised (CUDA events on GPU), memory peaks are reset per setting, and the
 floor is a closed form a test can verify by hand.
 """

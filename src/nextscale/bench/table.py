@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bench import MODEL_LABELS
+from .generation import MODEL_LABELS
 
 COLUMNS = ["depth", "params", "model", "steps", "batch", "time (median ± IQR)", "clips/s", "RTF",
            "next-scale speed-up", "peak memory", "floor"]

@@ -41,7 +41,7 @@ import torch
 
 from ..ar.config import tokenizer_fit
 from ..errors import ConfigError
-from .bench_measure import (PeakMemory, floor_seconds, machine_info, summarize, time_repeats, versions,
+from .measure import (PeakMemory, floor_seconds, machine_info, summarize, time_repeats, versions,
                             weight_bytes_per_step)
 
 MODELS = ("next_scale", "next_token_scale", "next_token_rvq")
