@@ -47,6 +47,7 @@ def trained(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_classifier_reaches_accuracy_and_reloads(trained):
     out, summary = trained
     assert summary["heldout_accuracy"] >= 0.95, summary

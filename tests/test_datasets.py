@@ -238,6 +238,9 @@ def test_data_config_from_yaml_with_overrides(tmp_path):
     cfg = load_config(path, DataConfig, overrides=["clip_seconds=0.5"], section="data")
     assert (cfg.n, cfg.clip_seconds) == (48, 0.5)
     assert build_dataset(cfg)[0]["audio"].shape == (1, SR // 2)
+    # the section may be named in an override or not, with a whole config or a bare data mapping
+    for source in (path, {"source": "synth", "n": 48}):
+        assert load_config(source, DataConfig, overrides=["data.n=8"], section="data").n == 8
 
 
 def test_audioset_malformed_rows_are_named_and_an_empty_list_stops(tmp_path):

@@ -13,6 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from nextscale.train.order import StepBatchSampler
 from train_data import make_cache, tiny_ar_config
+import pytest
+
+pytestmark = pytest.mark.slow   # trains models for tens of seconds: `pytest -m "not slow"` skips them
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 

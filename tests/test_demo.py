@@ -16,6 +16,8 @@ from nextscale.demo import STAGES, Demo
 from nextscale.data.entries import DataWarning
 from nextscale.errors import NextscaleError
 
+pytestmark = pytest.mark.slow   # trains models for tens of seconds: `pytest -m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):

@@ -58,6 +58,7 @@ def test_fast_eager_equals_generate(kind, order, scales):
     assert_same_codes(fast(cond, torch.Generator().manual_seed(7)), eager_codes(m, q, cond, 7))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,order,scales", CASES[:2])
 def test_compiled_step_equals_eager(kind, order, scales):
     q, m = quantizer(scales), model(kind, order, scales)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from nextscale.cli import app
-from nextscale.commands.generate import clip_stem
+from nextscale.outputs import clip_stem
 from nextscale.errors import NextscaleError
 from nextscale.pipeline import Pipeline
 

@@ -77,6 +77,7 @@ def test_cli_lists_the_packaged_configs():
     assert "published AudioSet SAT" in listing.output                   # the file's own description
 
 
+@pytest.mark.slow
 def test_a_wheel_install_resolves_packaged_names(tmp_path):
     """Build a wheel, install it into a fresh venv outside the repo, load a packaged config there."""
     source = tmp_path / "source"                      # a copy, so the build leaves nothing in the checkout

@@ -14,6 +14,9 @@ from safetensors.torch import load_file
 
 from test_train_tokenizer import tiny_sat_train_config
 from train_data import make_cache, tiny_ar_config
+import pytest
+
+pytestmark = pytest.mark.slow   # trains models for tens of seconds: `pytest -m "not slow"` skips them
 
 
 def _cli(*args: str) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -82,6 +83,34 @@ def test_markdown_table_has_one_row_per_contender(report):
     assert "| 455 |" in rows["SAT-455 (Fourier)"] and "| 750 |" in rows["RVQ-750 (Fourier)"]
     if "Opus ~6 kbps" in rows:
         assert "n/a" in rows["Opus ~6 kbps"] and "kbps of payload" in table
+
+
+def test_a_rerun_reuses_finished_contenders_and_settings_changes_retrain(report, monkeypatch):
+    out, r = report
+    bench = _load_benchmark()
+    import nextscale.train.tokenizer as train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(train, "train_tokenizer", no_training)
+    s = bench.Settings(size="micro", steps=2, batch=2, n_train=4, n_eval=2, threads=1, timing_repeats=2)
+    again = bench.run_contender("RVQ-750 (Fourier)", s, out / "runs", "synth", 2, {}, progress=False)
+    assert again == next(x for x in r["results"] if x["name"] == "RVQ-750 (Fourier)")
+    with pytest.raises(AssertionError, match="trained again"):
+        bench.run_contender("RVQ-750 (Fourier)", dataclasses.replace(s, steps=3), out / "runs", "synth", 2, {},
+                            progress=False)
+
+
+def test_recipes_come_from_the_packaged_configs():
+    """The Fourier contenders train with the demo tokenizer's recipe (its spectral loss); SEANet with sat-tiny's."""
+    bench = _load_benchmark()
+    s = bench.Settings()
+    fourier, seanet = (bench.train_config(n, s, 10) for n in ("SAT-455 (Fourier)", "SAT-455 (SEANet)"))
+    assert fourier["loss"]["spectral_weight"] > 0 and "spectral_weight" not in seanet["loss"]
+    assert fourier["model"]["dimension"] == 16 and seanet["model"]["n_filters"] == 8
+    shared = ("latent_dim", "codebook_size", "schedule", "num_scales", "phi", "phi_count")
+    assert {k: fourier["model"][k] for k in shared} == {k: seanet["model"][k] for k in shared}
 
 
 def test_budget_gives_each_contender_its_own_step_count(monkeypatch):

@@ -198,7 +198,8 @@ def load_config(
     """Load `schema` from a YAML path or packaged config name, a dict, an instance or None, then apply overrides.
 
     `section` picks a sub-mapping (e.g. "model") when the source is a whole training config;
-    it is used only when present in the source and not itself a field of `schema`.
+    it is used only when present in the source and not itself a field of `schema`. Overrides may
+    then name keys with or without the section (`data.n=8` and `n=8` alike).
     """
     origin = ""
     if source is None:
@@ -213,8 +214,10 @@ def load_config(
     else:
         raise ConfigError(f"cannot build {schema.__name__} from {type(source).__name__}")
     field_names = {f.name for f in dataclasses.fields(schema)}
-    if section and section in data and section not in field_names:
-        data = dict(data[section] or {})
+    if section and section not in field_names:
+        if section in data:
+            data = dict(data[section] or {})
+        overrides = [o.removeprefix(f"{section}.") for o in overrides]
     data = apply_overrides(data, overrides, schema)
     try:
         return from_dict(schema, data)

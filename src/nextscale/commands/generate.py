@@ -1,24 +1,17 @@
 """CLI: `nextscale generate` — prompts or class names → WAVs, spectrogram PNGs and settings.json."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 
-def clip_stem(prompt: str, index: int) -> str:
-    """File stem for clip `index` of `prompt`: a short, filesystem-safe slug plus the index."""
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].rstrip("-") or "clip"
-    return f"{slug}_{index:02d}"
-
-
 def generate(
     prompt: Optional[str] = typer.Argument(None, help="Caption (text/CLAP pipelines) or class name (class pipelines)."),
     class_name: Optional[str] = typer.Option(None, "--class", help="Class name, for class-conditioned pipelines."),
     num: int = typer.Option(4, "-n", "--num", min=1, help="Clips to generate."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance strength (0 = off). Sampling "
+    guidance: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance strength (0 = off). Sampling "
                                         "options left out take the model's own settings, else 4 / 200 / 0.95 / 1."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = all)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass (1 = off)."),
@@ -39,12 +32,9 @@ def generate(
     from rich.console import Console
     from rich.table import Table
 
-    from .. import __version__
-    from ..audio import save_audio
-    from ..io import atomic_write_json
     from ..errors import NextscaleError
+    from ..outputs import write_clips, write_settings
     from ..pipeline import Pipeline
-    from ..plots import plot_scale_previews, plot_spectrogram, readable_by_all
     from ..runtime import resolve_device
 
     if prompt is None and class_name is None:
@@ -68,7 +58,7 @@ def generate(
     text = class_name if class_name is not None else prompt
     pipe.encode_condition([text])  # a bad class name fails here, before any sampling
 
-    sampling = pipe.sampling_settings(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
+    sampling = pipe.sampling_settings(cfg=guidance, top_k=top_k, top_p=top_p, temperature=temperature)
     started = time.perf_counter()
     result = pipe.generate([text] * num, **sampling, seed=seed, batch_size=batch_size, previews=previews, progress=True)
     seconds = time.perf_counter() - started
@@ -76,37 +66,22 @@ def generate(
     if not torch.isfinite(audio).all():
         raise NextscaleError(f"the generated audio holds NaN/inf samples; the checkpoint {checkpoint} is broken")
 
-    out.mkdir(parents=True, exist_ok=True)
     sr = pipe.sample_rate
+    clips = write_clips(out, audio, sr, text, seed, result.previews if previews else None, scales=pipe.sat.scales)
+    settings = write_settings(out, {
+        "prompt": prompt, "class": class_name, "num": num, **sampling, "seed": seed, "batch_size": batch_size,
+        "checkpoint": str(checkpoint), "device": str(dev), "conditioner": pipe.conditioner.to_config(),
+        "ar_kind": pipe.ar.kind, "sample_rate": sr, "num_samples": int(audio.shape[-1]),
+        "generation_seconds": round(seconds, 3), "files": clips,
+    })
     table = Table(title=f"{num} clip(s) of {audio.shape[-1] / sr:.2f} s in {seconds:.2f} s → {out}")
-    table.add_column("wav", no_wrap=True)
-    for column in ("peak", "rms", "pngs"):
-        table.add_column(column, justify="right" if column != "pngs" else "left")
-    files = []
-    for i in range(num):
-        stem = clip_stem(text, i)
-        wav_path, png_path = out / f"{stem}.wav", out / f"{stem}.png"
-        save_audio(wav_path, audio[i], sr)
-        plot_spectrogram(audio[i], sr, png_path, title=f"{text!r} #{i} (seed {seed})")
-        entry = {"wav": wav_path.name, "spectrogram": png_path.name}
-        if previews:
-            grid = out / f"{stem}_scales.png"
-            plot_scale_previews([p[i].cpu() for p in result.previews], sr, grid, scales=pipe.sat.scales,
-                                title=f"{text!r} #{i}: coarse to fine")
-            entry["previews"] = grid.name
-        files.append(entry)
-        table.add_row(wav_path.name, f"{audio[i].abs().max():.3f}", f"{audio[i].pow(2).mean().sqrt():.3f}",
-                      "spectrogram + scales" if previews else "spectrogram")
-    settings = {
-        "prompt": prompt, "class": class_name, "num": num, **sampling, "seed": seed, "batch_size": batch_size, "checkpoint": str(checkpoint),
-        "device": str(dev), "conditioner": pipe.conditioner.to_config(), "ar_kind": pipe.ar.kind,
-        "sample_rate": sr, "num_samples": int(audio.shape[-1]), "generation_seconds": round(seconds, 3),
-        "nextscale_version": __version__, "torch_version": torch.__version__, "files": files,
-    }
-    atomic_write_json(out / "settings.json", settings)
-    readable_by_all(out / "settings.json")
+    for column in ("wav", "peak", "rms", "pngs"):
+        table.add_column(column, no_wrap=column == "wav", justify="right" if column in ("peak", "rms") else "left")
+    for c in clips:
+        table.add_row(c["wav"], f"{c['peak']:.3f}", f"{c['rms']:.3f}",
+                      "spectrogram + scales" if "previews" in c else "spectrogram")
     console.print(table)
-    console.print(f"settings: {out / 'settings.json'}")
+    console.print(f"settings: {settings}")
 
 
 def register(app: typer.Typer) -> None:

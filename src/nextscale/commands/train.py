@@ -65,29 +65,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
     ) -> None:
         """Encode a dataset once with SAT into a resumable token cache for AR training."""
-        from ..config import load_config, to_dict
-        from ..data import DataConfig, build_dataset, collate_batch
-        from ..errors import ConfigError
-        from ..runtime import resolve_device
-        from ..tokenizer.model import SAT
-        from ..train.token_cache import build_token_cache
+        from ..train.token_cache import cache_tokens as run
 
-        dev = resolve_device(device)
-        sat = SAT.from_pretrained(tokenizer, map_location=dev)
-        data_cfg = load_config(data, DataConfig, [o.removeprefix("data.") for o in overrides], section="data")
-        dataset = build_dataset(data_cfg, split=split)
-        cond = None
-        if conditioner != "class":
-            from ..ar.conditioning import build_conditioner
-
-            if conditioner not in ("text", "clap"):
-                raise ConfigError(f"--conditioner: expected class, text or clap, got {conditioner!r}")
-            spec = {"kind": conditioner} | ({"model": conditioner_model} if conditioner_model else {})
-            cond = build_conditioner(spec, device=dev)
-        index = build_token_cache(sat, dataset, out, collate_batch, cond, tokenizer_path=tokenizer.resolve(),
-                                  batch_size=batch_size, shard_size=shard_size, num_workers=num_workers, device=dev,
-                                  data_desc=to_dict(data_cfg) | {"split": split})
-        typer.echo(f"wrote {index}: {len(dataset)} clips x {sat.num_tokens} tokens")
+        index, clips, tokens = run(tokenizer, out, data, overrides, split=split, conditioner=conditioner,
+                                   conditioner_model=conditioner_model, batch_size=batch_size, shard_size=shard_size,
+                                   num_workers=num_workers, device=device)
+        typer.echo(f"wrote {index}: {clips} clips x {tokens} tokens")
 
     @app.command("train-ar")
     @_rank_prefixed

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..checkpoint import WEIGHTS_NAME
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_with, read_json
 
 INDEX_NAME = "index.json"
@@ -213,3 +213,32 @@ def collate_tokens(items: list[dict[str, Any]]) -> dict[str, Any]:
     if "cond" in items[0]:
         batch["cond"] = torch.stack([it["cond"] for it in items])
     return batch
+
+
+def cache_tokens(tokenizer: str | Path, out: str | Path, data: str | Path | None = None, overrides: Sequence[str] = (),
+                 split: str = "train", conditioner: str = "class", conditioner_model: str | None = None,
+                 batch_size: int = 16, shard_size: int = 1024, num_workers: int = 0, device: str = "auto",
+                 progress: bool = True) -> tuple[Path, int, int]:
+    """`nextscale cache-tokens`: a dataset (a `data:` YAML, default the synthetic corpus) encoded by the SAT
+    in `tokenizer`, with class ids or text / CLAP vectors as conditions. Returns (index.json, clips, tokens per clip)."""
+    from ..config import load_config, to_dict
+    from ..data import DataConfig, build_dataset, collate_batch
+    from ..runtime import resolve_device
+    from ..tokenizer.model import SAT
+
+    if conditioner not in ("class", "text", "clap"):
+        raise ConfigError(f"--conditioner: expected class, text or clap, got {conditioner!r}")
+    dev = resolve_device(device)
+    sat = SAT.from_pretrained(tokenizer, map_location=dev)
+    data_cfg = load_config(data, DataConfig, overrides, section="data")
+    dataset = build_dataset(data_cfg, split=split)
+    cond = None
+    if conditioner != "class":
+        from ..ar.conditioning import build_conditioner
+
+        cond = build_conditioner({"kind": conditioner} | ({"model": conditioner_model} if conditioner_model else {}),
+                                 device=dev)
+    index = build_token_cache(sat, dataset, out, collate_batch, cond, tokenizer_path=Path(tokenizer).resolve(),
+                              batch_size=batch_size, shard_size=shard_size, num_workers=num_workers, device=dev,
+                              data_desc=to_dict(data_cfg) | {"split": split}, progress=progress)
+    return index, len(dataset), sat.num_tokens
