@@ -367,7 +367,6 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def write_demo_report(demo: Demo) -> Path:
-    from .audio import load_audio
     from .data.manifest import read_manifest
     from .eval.report import Audio, Curves, Image, Section, Table, write_report
 
