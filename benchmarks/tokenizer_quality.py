@@ -224,10 +224,9 @@ def training_steps(name: str, s: Settings) -> tuple[int, float | None]:
 def run_contender(name: str, s: Settings, runs: Path, heldout: str, n_eval: int, kinds: dict[str, str],
                   progress: bool) -> dict[str, Any]:
     from nextscale.eval.recon_run import evaluate_tokenizer
+    from nextscale.io import atomic_write_json, read_json
     from nextscale.tokenizer.model import SAT
     from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
-
-    from nextscale.io import atomic_write_json, read_json
 
     run = runs / slug(name)
     done = run / "result.json"       # a contender finished under the same settings is reused (--runs resumes)

@@ -55,3 +55,24 @@ def test_rerun_with_another_tokenizer_is_refused(tmp_path):
 def test_missing_cache_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="not a token cache"):
         TokenCacheDataset(tmp_path)
+
+
+def test_cache_tokens_encodes_a_data_config_with_section_prefixed_overrides(tmp_path):
+    """`nextscale cache-tokens` in one call: the SAT's directory, a synthetic data section, class ids."""
+    from nextscale.data.synth import KINDS
+    from nextscale.errors import ConfigError
+    from nextscale.train.token_cache import cache_tokens
+    from nextscale.tokenizer.model import SAT
+    from tiny_models import SAT_CONFIG
+
+    sat = SAT.from_config(SAT_CONFIG | {"clip_seconds": 0.25, "scales": [1, 25, 125], "codebook_size": 16,
+                                        "latent_dim": 4})     # the synthetic corpus's shortest clip
+    sat_dir = sat.eval().save_pretrained(tmp_path / "sat")
+    index, clips, tokens = cache_tokens(sat_dir, tmp_path / "cache", batch_size=4,
+                                        overrides=["data.source=synth", "data.n=6", f"data.sample_rate={sat.sample_rate}",
+                                                   f"clip_seconds={sat.clip_samples / sat.sample_rate}"], device="cpu", progress=False)
+    ds = TokenCacheDataset(index.parent)
+    assert (clips, tokens, len(ds)) == (6, sat.num_tokens, 6) and ds.classes == list(KINDS)
+    assert json.loads(index.read_text())["data"]["n"] == 6
+    with pytest.raises(ConfigError, match="--conditioner: expected class, text or clap, got 'mel'"):
+        cache_tokens(sat_dir, tmp_path / "other", conditioner="mel", device="cpu", progress=False)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .audio import resample
 from .errors import CheckpointError, NextscaleError
 
 CLAP_SAMPLE_RATE = 48_000              # what every published CLAP feature extractor expects
@@ -81,11 +82,8 @@ class Clap:
     @torch.no_grad()
     def embed_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """wav (B, 1, S) or (B, S) at `sample_rate` -> (B, dim), resampled to the extractor's rate first."""
-        import soxr
-
-        clips = [np.asarray(x, dtype=np.float32) for x in as_mono_batch(wav).detach().float().cpu().numpy()]
-        if sample_rate != self.sample_rate:
-            clips = [soxr.resample(x, sample_rate, self.sample_rate).astype(np.float32) for x in clips]
+        clips = [resample(np.asarray(x, dtype=np.float32), sample_rate, self.sample_rate)
+                 for x in as_mono_batch(wav).detach().float().cpu().numpy()]
         feats = self.processor.feature_extractor(clips, sampling_rate=self.sample_rate, return_tensors="pt")
         feats = {k: v.to(self.device) for k, v in feats.items()}
         return F.normalize(_features(self.model.get_audio_features(**feats)).float(), dim=-1)
