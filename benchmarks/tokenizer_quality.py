@@ -334,6 +334,38 @@ def run_opus(s: Settings, heldout: str, n_eval: int, kinds: dict[str, str], prog
 
 # ---------------------------------------------------------------- report
 
+def plot_examples(heldout: str, n_eval: int, kinds: dict[str, str], work: Path, results: list[dict[str, Any]],
+                  s: Settings, path: Path) -> Path:
+    """Spectrograms a person can check: the first held-out clip of each kind (four clips for synthetic
+    data) as heard through every contender, on the original's colour scale."""
+    import torch
+
+    from nextscale.eval.recon_run import iter_clips
+    from nextscale.plots import plot_comparison
+    from nextscale.tokenizer.model import SAT
+
+    length = int(SAMPLE_RATE * CLIP_SECONDS)
+    picked: dict[str, torch.Tensor] = {}
+    for name, wav in iter_clips(heldout, n_eval, EVAL_SEED, SAMPLE_RATE, CLIP_SECONDS, []):
+        picked.setdefault(kinds.get(name, f"clip {len(picked)}"), wav[:, :length])
+        if not kinds and len(picked) == 4:
+            break
+    rows = []
+    for kind, x in sorted(picked.items()):
+        clips = [x]
+        for r in results:
+            if r["codec"] == "opus":
+                clips.append(torch.from_numpy(opus_decode(opus_encode(x[0].numpy(), SAMPLE_RATE, s.opus_level),
+                                                          SAMPLE_RATE, length))[None])
+                continue
+            sat = SAT.from_pretrained(str(work / r["run"] / "tokenizer")).eval()     # on the CPU
+            with torch.inference_mode():
+                clips.append(sat.decode(sat.encode(x[None]))[0])
+        rows.append((kind, clips))
+    return plot_comparison(rows, ["original", *(r["name"] for r in results)], SAMPLE_RATE, path,
+                           title=f"held-out {s.data} clips through each tokenizer")
+
+
 def _fmt(value: Any, spec: str, missing: str = "–") -> str:
     return missing if value is None else format(value, spec)
 
@@ -396,12 +428,14 @@ def run_benchmark(s: Settings, out: Path, runs: Path | None = None, progress: bo
             skipped.append({"name": OPUS, "reason": reason})
         else:
             results.append(run_opus(s, heldout, n_eval, kinds, progress))
+        name = f"tokenizer_quality_{device.type}{'_recorded' if s.data == 'recorded' else ''}"
+        out.mkdir(parents=True, exist_ok=True)
+        spectrograms = plot_examples(heldout, n_eval, kinds, work, results, s, out / f"{name}_spectrograms.png")
     report = {"benchmark": "tokenizer_quality", "machine": {"device": device.type, **machine_info(device)},
               "versions": versions() | {"soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__},
               "settings": dataclasses.asdict(s) | {"timing_threads": 1}, "eval_seed": EVAL_SEED,
               "heldout": "synth" if s.data == "synth" else str(Path(s.recorded) / "heldout.csv"), "results": results,
-              "skipped": skipped}
-    name = f"tokenizer_quality_{device.type}{'_recorded' if s.data == 'recorded' else ''}"
+              "skipped": skipped, "spectrograms": spectrograms.name}
     atomic_write_json(out / f"{name}.json", report)
     table = markdown_table(report)
     (out / f"{name}.md").write_text(table)

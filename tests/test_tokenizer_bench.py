@@ -74,6 +74,12 @@ def test_learned_metrics_are_finite_and_per_scale_usage_matches_the_schedule(rep
         assert (out / "runs" / x["run"] / "tokenizer" / "config.json").is_file()
 
 
+def test_spectrogram_grid_is_written_and_named_in_the_json(report):
+    out, r = report
+    png = out / r["spectrograms"]
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_markdown_table_has_one_row_per_contender(report):
     out, r = report
     table = (out / "tokenizer_quality_cpu.md").read_text()
