@@ -131,8 +131,8 @@ def test_bad_codec_names_and_framing_fail_clearly():
     with pytest.raises(ConfigError, match=r"convnext_layers"):
         SATConfig(**TINY | {"convnext_layers": 0})
     sat = tiny_fourier_sat(0.25)
-    with pytest.raises(ConfigError, match=r"T = 25"):
-        sat.encode(torch.zeros(1, 1, 4000))
+    with pytest.raises(ConfigError, match=r"W \* 25\) for W windows"):
+        sat.decode_latent(torch.zeros(1, 8, 30))
 
 
 def test_fourier_hop_defaults_to_the_ratios_product_and_seanet_stays_the_default():

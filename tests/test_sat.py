@@ -120,8 +120,10 @@ def test_unknown_key_and_bad_audio_are_rejected():
     sat = tiny_sat()
     with pytest.raises(ConfigError, match=r"expected mono audio of shape \(B, 1, S\)"):
         sat.encode(torch.randn(2, 2400))
-    with pytest.raises(ConfigError, match="gives 10 latent frames"):
-        sat.encode(torch.randn(1, 1, 3200))
+    with pytest.raises(ConfigError, match="at least one audio sample"):
+        sat.encode(torch.randn(1, 1, 0))
+    with pytest.raises(ConfigError, match="expected float audio"):
+        sat.encode(torch.zeros(1, 1, 320, dtype=torch.int16))
 
 
 def test_fresh_seanet_passes_the_input_through():

@@ -18,18 +18,17 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "-o", "--output", help="codes file to write (.safetensors)"),
         checkpoint: str = typer.Option(..., "--checkpoint", help=CHECKPOINT_HELP),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
-        batch_size: int = typer.Option(16, help="clips per encoder batch"),
     ) -> None:
-        """Encode audio into SAT codes (one row per clip of the model's clip length)."""
+        """Encode audio of any length into SAT codes (one row per window of the model's clip length)."""
         from ..audio import load_audio
         from ..runtime import resolve_device
         from ..tokenizer.codec_io import encode_audio, load_sat, save_codes
 
         sat = load_sat(checkpoint, resolve_device(device))
         wav = load_audio(audio, sample_rate=sat.sample_rate)
-        codes = encode_audio(sat, wav, batch_size)
+        codes = encode_audio(sat, wav)
         save_codes(output, sat, codes, wav.shape[-1])
-        typer.echo(f"wrote {output}: {codes[0].shape[0]} clip(s) x {sat.num_tokens} tokens "
+        typer.echo(f"wrote {output}: {codes[0].shape[0]} window(s) x {sat.num_tokens} tokens "
                    f"({sat.num_scales} scales)")
 
     @app.command()
@@ -39,7 +38,6 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option(..., "--checkpoint", help=CHECKPOINT_HELP),
         scales: Optional[int] = typer.Option(None, "--scales", help="decode only the first K scales (coarse preview)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
-        batch_size: int = typer.Option(16, help="clips per decoder batch"),
     ) -> None:
         """Decode SAT codes back to audio; --scales K previews from the first K scales."""
         from ..audio import save_audio
@@ -51,7 +49,7 @@ def register(app: typer.Typer) -> None:
         codes, num_samples = load_codes(codes_file, sat)
         if scales is not None and not 1 <= scales <= len(codes):
             raise ConfigError(f"--scales: must be in 1..{len(codes)}, got {scales}")
-        audio = decode_codes(sat, codes[: scales or len(codes)], num_samples, batch_size)
+        audio = decode_codes(sat, codes[: scales or len(codes)], num_samples)
         save_audio(output, audio, sat.sample_rate)
         typer.echo(f"wrote {output} ({audio.shape[-1] / sat.sample_rate:.2f} s from {scales or len(codes)} scales)")
 
@@ -62,7 +60,6 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option(..., "--checkpoint", help=CHECKPOINT_HELP),
         scales: Optional[int] = typer.Option(None, "--scales", help="reconstruct from the first K scales only"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
-        batch_size: int = typer.Option(16, help="clips per batch"),
     ) -> None:
         """Encode and decode audio (a file, or every audio file below a folder, mirrored as .wav)."""
         from tqdm import tqdm
@@ -76,9 +73,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--scales: must be in 1..{sat.num_scales}, got {scales}")
         files = audio_files(source)
         if source.is_file():
-            reconstruct_file(sat, source, output, scales, batch_size)
+            reconstruct_file(sat, source, output, scales)
             typer.echo(f"wrote {output}")
             return
         for path in tqdm(files, desc="reconstruct", unit="file"):
-            reconstruct_file(sat, path, (output / path.relative_to(source)).with_suffix(".wav"), scales, batch_size)
+            reconstruct_file(sat, path, (output / path.relative_to(source)).with_suffix(".wav"), scales)
         typer.echo(f"wrote {len(files)} file(s) to {output}")

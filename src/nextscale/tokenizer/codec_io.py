@@ -1,14 +1,15 @@
 """Audio files <-> code files with a SAT: what `nextscale encode | decode | reconstruct` run.
 
-A SAT works on clips of fixed length (its schedule ends at T frames), so longer audio is cut
-into consecutive clips (the last one zero-padded) that form the batch dimension; decoding
-concatenates them and trims to the original length stored in the code file.
+Audio of any length is coded seamlessly (see `SAT.encode`): the codec runs over the whole file
+and MSRQ quantises it window by window, the last window zero-padded. A code file stores each
+scale's codes as (W, n_k), one row per window, and the original sample count, which decoding
+trims back to.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -30,44 +31,28 @@ def load_sat(checkpoint: str | Path, device: str | torch.device = "cpu") -> SAT:
     return SAT.from_pretrained(checkpoint, map_location=device)
 
 
-def split_into_clips(wav: torch.Tensor, clip_samples: int) -> torch.Tensor:
-    """(1, S) -> (N, 1, clip_samples), zero-padding the last clip."""
-    n = max(1, -(-wav.shape[-1] // clip_samples))
-    padded = torch.zeros(1, n * clip_samples, dtype=wav.dtype)
-    padded[:, : wav.shape[-1]] = wav
-    return padded.view(1, n, clip_samples).transpose(0, 1)
-
-
-def _batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    for i in range(0, x.shape[0], batch_size):
-        yield x[i:i + batch_size]
+@torch.no_grad()
+def encode_audio(sat: SAT, wav: torch.Tensor) -> list[torch.Tensor]:
+    """(1, S) mono audio at sat.sample_rate -> K LongTensors (W windows, n_k)."""
+    device = next(sat.parameters()).device
+    codes = sat.encode(wav[None].to(device))
+    return [c.reshape(-1, n).cpu() for c, n in zip(codes, sat.scales)]
 
 
 @torch.no_grad()
-def encode_audio(sat: SAT, wav: torch.Tensor, batch_size: int = 16) -> list[torch.Tensor]:
-    """(1, S) mono audio at sat.sample_rate -> K LongTensors (N clips, n_k)."""
+def decode_codes(sat: SAT, codes: Sequence[torch.Tensor], num_samples: int | None = None) -> torch.Tensor:
+    """K (or fewer, for a preview) code tensors (W windows, n_k) -> (1, S) audio, decoded in one pass."""
     device = next(sat.parameters()).device
-    parts = [sat.encode(chunk.to(device)) for chunk in _batches(split_into_clips(wav, sat.clip_samples), batch_size)]
-    return [torch.cat([p[k] for p in parts]).cpu() for k in range(sat.num_scales)]
-
-
-@torch.no_grad()
-def decode_codes(sat: SAT, codes: Sequence[torch.Tensor], num_samples: int | None = None,
-                 batch_size: int = 16) -> torch.Tensor:
-    """K (or fewer, for a preview) code tensors (N, n_k) -> (1, S) audio."""
-    device = next(sat.parameters()).device
-    outs = []
-    for i in range(0, codes[0].shape[0], batch_size):
-        outs.append(sat.decode([c[i:i + batch_size].to(device) for c in codes]).cpu())
-    audio = torch.cat(outs).reshape(1, -1)
-    return audio if num_samples is None else audio[:, :num_samples]
+    audio = sat.decode([c.reshape(1, -1).to(device) for c in codes], length=num_samples)
+    return audio[0].cpu()
 
 
 def save_codes(path: str | Path, sat: SAT, codes: Sequence[torch.Tensor], num_samples: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": CODES_FORMAT, "num_samples": str(num_samples), "sample_rate": str(sat.sample_rate),
-            "scales": json.dumps(sat.scales), "codebook_size": str(sat.codebook_size)}
+    meta = {"format": CODES_FORMAT, "layout": "windows x tokens", "num_samples": str(num_samples),
+            "sample_rate": str(sat.sample_rate), "scales": json.dumps(sat.scales),
+            "codebook_size": str(sat.codebook_size)}
     save_file({f"codes_{k:02d}": c.contiguous() for k, c in enumerate(codes)}, str(path), metadata=meta)
     return path
 
@@ -110,9 +95,9 @@ def audio_files(root: Path) -> list[Path]:
     return files
 
 
-def reconstruct_file(sat: SAT, src: Path, dst: Path, num_scales: int | None = None, batch_size: int = 16) -> Path:
+def reconstruct_file(sat: SAT, src: Path, dst: Path, num_scales: int | None = None) -> Path:
     """Encode and decode one file (optionally from the first `num_scales` scales only)."""
     wav = load_audio(src, sample_rate=sat.sample_rate)
-    codes = encode_audio(sat, wav, batch_size)
-    audio = decode_codes(sat, codes[: num_scales or len(codes)], wav.shape[-1], batch_size)
+    codes = encode_audio(sat, wav)
+    audio = decode_codes(sat, codes[: num_scales or len(codes)], wav.shape[-1])
     return save_audio(dst, audio, sat.sample_rate)

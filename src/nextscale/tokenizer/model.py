@@ -4,6 +4,13 @@ The codec is `seanet` (the published architecture) or `fourier` (STFT + ConvNeXt
 frame rate; see fourier.py); MSRQ, the API and the checkpoint format are the same for both.
 `SAT.from_config("sat-paper")` (a packaged config) builds the published model; `encode` gives K
 LongTensors (B, n_k), `decode(codes[:k])` the coarse-to-fine preview from the first k scales.
+
+Audio of any length: the schedule covers one window of T latent frames (one clip), so a longer
+signal is W = ceil(frames / T) windows (the last one zero-padded). The codec runs over the whole
+signal at once and MSRQ quantises window by window; each scale's codes are then (B, W * n_k),
+window after window, which for one window is the familiar (B, n_k). Decoding runs the decoder
+once over the windows' concatenated latent, so there are no independent chunks and no clicks at
+the joins of chunked decoding.
 """
 from __future__ import annotations
 
@@ -142,7 +149,7 @@ class SATOutput:
     """One reconstruction pass. `audio` has the input's length; losses are scalars."""
 
     audio: torch.Tensor            # (B, 1, S)
-    codes: list[torch.Tensor]      # K LongTensors (B, n_k)
+    codes: list[torch.Tensor]      # K LongTensors (B, W * n_k)
     commit_loss: torch.Tensor      # scalar (zero in eval mode)
     usage: torch.Tensor            # (K,) fraction of each codebook used by this batch
     perplexity: torch.Tensor       # (K,) code perplexity per scale
@@ -192,7 +199,7 @@ class SAT(Pretrained, nn.Module):
 
     @property
     def clip_samples(self) -> int:
-        """Samples in one clip; longer audio is processed clip by clip (see the codec CLI)."""
+        """Samples in one clip, the window the schedule covers; longer audio is coded window by window."""
         return int(round(self.config.clip_seconds * self.config.sample_rate))
 
     @property
@@ -208,45 +215,96 @@ class SAT(Pretrained, nn.Module):
         if not isinstance(wav, torch.Tensor) or wav.dim() != 3 or wav.shape[1] != 1:
             shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
             raise ConfigError(f"SAT: expected mono audio of shape (B, 1, S), got {shape}")
-        frames = math.ceil(wav.shape[-1] / self.hop_length)
-        if frames != self.num_frames:
-            raise ConfigError(f"SAT: audio of {wav.shape[-1]} samples gives {frames} latent frames, but this model's "
-                              f"schedule ends at T = {self.num_frames} ({self.clip_samples} samples at "
-                              f"{self.sample_rate} Hz); crop/pad to clip length or build the model with "
-                              f"clip_seconds = {wav.shape[-1] / self.sample_rate:g}")
+        if wav.shape[-1] < 1:
+            raise ConfigError("SAT: expected at least one audio sample, got an empty signal")
         if not torch.is_floating_point(wav):
             raise ConfigError(f"SAT: expected float audio, got {wav.dtype}")
 
+    @property
+    def window_samples(self) -> int:
+        """Samples one window of T latent frames spans (T * hop; the clip length when hop divides it)."""
+        return self.num_frames * self.hop_length
+
+    def num_windows(self, num_samples: int) -> int:
+        """Windows of T latent frames that `num_samples` samples fill, the last one padded."""
+        return max(1, math.ceil(num_samples / self.window_samples))
+
+    def output_samples(self, windows: int) -> int:
+        """What decoding W windows gives by default: W clips (the last trimmed to the clip length, as one clip is)."""
+        return (windows - 1) * self.window_samples + self.clip_samples
+
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S) -> encoder output (B, dimension, T)."""
+        """(B, 1, S) -> encoder output (B, dimension, W * T), the audio zero-padded to W whole windows."""
         self._check_wav(wav)
-        return self.encoder(wav)
+        padded = self.num_windows(wav.shape[-1]) * self.window_samples
+        return self.encoder(torch.nn.functional.pad(wav, (0, padded - wav.shape[-1])))
+
+    def _windows(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, C, W * T) -> (B * W, C, T): windows become batch rows for MSRQ."""
+        b, c, frames = z.shape
+        if frames % self.num_frames:
+            raise ConfigError(f"SAT: a latent of {frames} frames is not a whole number of {self.num_frames}-frame "
+                              f"windows")
+        return z.reshape(b, c, -1, self.num_frames).transpose(1, 2).reshape(-1, c, self.num_frames)
+
+    @staticmethod
+    def _join(z: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B * W, C, T) -> (B, C, W * T), the inverse of `_windows`."""
+        _, c, frames = z.shape
+        return z.reshape(batch, -1, c, frames).transpose(1, 2).reshape(batch, c, -1)
+
+    def _split_codes(self, codes: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
+        """(B, W * n_k) per scale -> (B * W, n_k) per scale, and W; checks every scale has the same W."""
+        if not 1 <= len(codes) <= self.num_scales:
+            raise ConfigError(f"codes: expected 1..{self.num_scales} scales, got {len(codes)}")
+        windows = None
+        for k, c in enumerate(codes):
+            n = self.scales[k]
+            if c.dim() != 2 or c.shape[1] % n or not c.shape[1]:
+                raise ConfigError(f"codes[{k}]: expected shape (B, W * {n}) for W windows, got {tuple(c.shape)}")
+            if windows is None:
+                windows = c.shape[1] // n
+            elif c.shape[1] != windows * n:
+                raise ConfigError(f"codes[{k}]: {c.shape[1]} tokens is not {windows} windows of {n}, as codes[0] "
+                                  f"holds; every scale must cover the same windows")
+        return [c.reshape(-1, self.scales[k]) for k, c in enumerate(codes)], windows
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 1, S) float audio -> K LongTensors (B, n_k)."""
-        return self.quantizer.encode(self.encode_latent(wav))
+        """(B, 1, S) float audio of any length -> K LongTensors (B, W * n_k), window after window."""
+        z = self.encode_latent(wav)
+        codes = self.quantizer.encode(self._windows(z))
+        return [c.reshape(z.shape[0], -1) for c in codes]
 
     @torch.no_grad()
     def decode(self, codes: Sequence[torch.Tensor], length: int | None = None) -> torch.Tensor:
         """Codes of the first k scales (k <= K) -> (B, 1, S); fewer scales give a coarser preview.
 
-        The output is trimmed to `length` (default: one clip, the length encode accepts), since
-        the decoder itself produces T * hop samples.
+        The output is trimmed to `length` (default: `output_samples(W)`, W clips; pass the encoded
+        signal's sample count to get exactly its length back).
         """
-        audio = self.decoder(self.quantizer.decode(codes))
-        return audio[..., : self.clip_samples if length is None else length]
+        rows, windows = self._split_codes(codes)
+        f_hat = self._join(self.quantizer.decode(rows), codes[0].shape[0])
+        return self.decoder(f_hat)[..., : self.output_samples(windows) if length is None else length]
 
     def decode_latent(self, f_hat: torch.Tensor) -> torch.Tensor:
-        """Quantized latent f_hat (B, C, T) (e.g. built by an AR model) -> (B, 1, clip samples)."""
-        return self.decoder(self.quantizer.project_out(f_hat))[..., : self.clip_samples]
+        """Quantized latent f_hat (B, C, W * T) (e.g. built by an AR model) -> (B, 1, W clips of samples)."""
+        if f_hat.dim() != 3 or not f_hat.shape[-1] or f_hat.shape[-1] % self.num_frames:
+            raise ConfigError(f"SAT.decode_latent: expected (B, C, W * {self.num_frames}) for W windows, got "
+                              f"{tuple(f_hat.shape)}")
+        windows = f_hat.shape[-1] // self.num_frames
+        return self.decoder(self.quantizer.project_out(f_hat))[..., : self.output_samples(windows)]
 
     def forward(self, wav: torch.Tensor) -> SATOutput:
-        q = self.quantizer(self.encode_latent(wav))
+        """One training / evaluation pass over audio of any length (windowed like `encode`)."""
+        z = self.encode_latent(wav)
+        q = self.quantizer(self._windows(z))
+        quantized = self._join(q.quantized, z.shape[0])
         spectrum = None
         if self.config.codec == "fourier":
-            spectrum = self.decoder.predict(q.quantized)
+            spectrum = self.decoder.predict(quantized)
             audio = self.decoder.synthesize(*spectrum)
         else:
-            audio = self.decoder(q.quantized)
-        return SATOutput(audio[..., : wav.shape[-1]], q.codes, q.commit_loss, q.usage, q.perplexity, spectrum)
+            audio = self.decoder(quantized)
+        codes = [c.reshape(z.shape[0], -1) for c in q.codes]
+        return SATOutput(audio[..., : wav.shape[-1]], codes, q.commit_loss, q.usage, q.perplexity, spectrum)
