@@ -2,10 +2,12 @@
 the decoder once over the joined latent; checked against that computation written out by hand."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from nextscale.errors import ConfigError
+from nextscale.eval.joins import join_discontinuity, join_mask, join_ratio
 from nextscale.tokenizer.codec_io import decode_codes, encode_audio, load_codes, save_codes
 from nextscale.tokenizer.model import SAT, SATConfig
 from tiny_models import tiny_sat
@@ -108,3 +110,30 @@ def test_codes_that_do_not_cover_the_same_windows_fail_clearly():
         sat.decode([codes[0][:, :0]])
     with pytest.raises(ConfigError, match=r"codes\[2\]: expected shape \(B, W \* "):
         sat.decode([codes[0], codes[1], codes[2][:, :-1]])
+
+
+# ---- the join metric ------------------------------------------------------------------------
+
+def test_join_ratio_on_hand_built_changes():
+    changes = np.array([1.0, 1.0, 5.0, 1.0, 1.0, 5.0, 1.0])
+    mask = changes == 5.0
+    out = join_ratio(changes, mask)
+    assert out["ratio"] == pytest.approx(5.0) and out["at_joins"] == 5.0 and out["elsewhere"] == 1.0
+    assert np.isnan(join_ratio(changes, np.zeros(7, dtype=bool))["ratio"])
+    # change t is centred at (t + 0.5) * hop: with hop 10 and a join at 50, reach 6 takes t = 4 (45) and 5 (55)
+    assert join_mask(10, [50], hop=10, reach=6).nonzero()[0].tolist() == [4, 5]
+    with pytest.raises(ConfigError, match="7 changes but a mask of 3"):
+        join_ratio(changes, np.zeros(3, dtype=bool))
+
+
+def test_join_metric_is_one_for_a_seamless_tone_and_high_for_a_jump_at_every_join():
+    sr, window = 24000, 6000
+    t = torch.arange(4 * window) / sr
+    tone = 0.3 * torch.sin(2 * torch.pi * 440.0 * t)
+    assert join_discontinuity(tone, sr, window)["ratio"] == pytest.approx(1.0, abs=0.2)
+    jumps = tone.clone()
+    for w in range(1, 4):
+        jumps[w * window:] *= -1            # a phase flip at each join: a click the ear hears
+    assert join_discontinuity(jumps, sr, window)["ratio"] > 3.0
+    with pytest.raises(ConfigError, match="no join"):
+        join_discontinuity(tone[:window], sr, window)
