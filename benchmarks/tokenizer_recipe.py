@@ -2,6 +2,7 @@
 
     python benchmarks/tokenizer_recipe.py --seconds 240 --variants fourier,seanet       # named variants
     python benchmarks/tokenizer_recipe.py --seconds 240 --variant wide model.convnext_width=384
+    python benchmarks/tokenizer_recipe.py --base demo --steps 1000 --variant 'b8 train.batch_size=8'
 
 Every variant starts from the demo's synthetic training corpus and tokenizer (8 quadratic scales,
 234 tokens/s, 128-entry codebooks, latent 16) and differs only by `--set`-style overrides. Each
@@ -58,25 +59,37 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def train_config(overrides: list[str], steps: int, device: str) -> dict[str, Any]:
+def demo_base() -> dict[str, Any]:
+    """The demo's tokenizer stage as it stands (default preset), for `--base demo`; steps, warmup and
+    logging are set per variant by `train_config`."""
+    from nextscale.demo import Demo, tokenizer_stage_config
+
+    data = tokenizer_stage_config(Demo(WORK, "default", progress=False))
+    data["optim"].pop("warmup_steps")
+    data["train"] = {k: v for k, v in data["train"].items() if k not in ("steps", "log_every", "ckpt_every", "progress")}
+    return data
+
+
+def train_config(overrides: list[str], steps: int, device: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
     from nextscale.config import apply_overrides
     from nextscale.train.tokenizer import SATTrainConfig
 
-    data = apply_overrides(copy.deepcopy(BASE), overrides, SATTrainConfig)
+    data = apply_overrides(copy.deepcopy(base or BASE), overrides, SATTrainConfig)
     data["train"] |= {"steps": steps, "device": device, "ckpt_every": steps, "log_every": max(1, steps // 50),
                       "progress": True}
     data["optim"].setdefault("warmup_steps", max(1, steps // 20))
     return data
 
 
-def prepare(work: Path, device: str) -> tuple[Path, Path]:
+def prepare(work: Path, device: str, n_heldout: int = N_HELDOUT) -> tuple[Path, Path]:
     """The held-out clips and the synth classifier, made once per work folder."""
     from nextscale.eval.train_classifier import heldout_and_classifier
 
-    return heldout_and_classifier(work, N_HELDOUT, HELDOUT_SEED, device)
+    return heldout_and_classifier(work, n_heldout, HELDOUT_SEED, device)
 
 
-def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device: str) -> dict[str, Any]:
+def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device: str,
+          n_heldout: int = N_HELDOUT) -> dict[str, Any]:
     import torch
 
     from nextscale.bench.measure import summarize, time_repeats
@@ -86,7 +99,7 @@ def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device:
     from nextscale.tokenizer.model import SAT
 
     sat = SAT.from_pretrained(model_dir, map_location=device).eval()
-    recon = evaluate_tokenizer(model_dir, manifest, n=N_HELDOUT, device=device, progress=False)
+    recon = evaluate_tokenizer(model_dir, manifest, n=n_heldout, device=device, progress=False)
     folder = write_reconstructions(sat, manifest, work / "reconstructed")
     classes = evaluate_sets(manifest, folder, get_embedding("synth", classifier=classifier), progress=False)
     with torch.inference_mode():
@@ -99,7 +112,8 @@ def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device:
 
 
 def run_variant(name: str, overrides: list[str], seconds: float, work: Path, device: str,
-                manifest: Path, classifier: Path, fixed_steps: int = 0) -> dict[str, Any]:
+                manifest: Path, classifier: Path, fixed_steps: int = 0, base: dict[str, Any] | None = None,
+                n_heldout: int = N_HELDOUT) -> dict[str, Any]:
     from nextscale.train.budget import sat_seconds_per_step, steps_for_budget
     from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
 
@@ -107,17 +121,18 @@ def run_variant(name: str, overrides: list[str], seconds: float, work: Path, dev
         per_step, steps = None, fixed_steps
         print(f"[{name}] {steps} steps", flush=True)
     else:
-        per_step = sat_seconds_per_step(train_config(overrides, 1000, device))
+        per_step = sat_seconds_per_step(train_config(overrides, 1000, device, base))
         steps = steps_for_budget(seconds, per_step)
         print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
     run = work / name
-    cfg = load_sat_train_config(train_config(overrides, steps, device))
+    cfg = load_sat_train_config(train_config(overrides, steps, device, base))
     start = time.perf_counter()
     fit = train_tokenizer(cfg, run, resume=(run / "checkpoints").is_dir())
     train_s = time.perf_counter() - start
     final = {k: v for k, v in fit.metrics.items() if isinstance(v, (int, float))}
     return {"name": name, "overrides": overrides, "budget_s": seconds, "steps": steps, "probe_s_per_step": per_step,
-            "train_s": train_s, "final_train_metrics": final, **score(run / "tokenizer", manifest, classifier, run, device)}
+            "train_s": train_s, "final_train_metrics": final,
+            **score(run / "tokenizer", manifest, classifier, run, device, n_heldout)}
 
 
 def main(variants: str = typer.Option("fourier,seanet", help="comma-separated names of VARIANTS"),
@@ -132,7 +147,10 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
          out: Path = typer.Option(RESULTS),
          rerun: bool = typer.Option(False, help="re-train variants already in the results"),
          note: str = typer.Option("", help="stored with each result (e.g. what changed in the code since)"),
-         suffix: str = typer.Option("", help="appended to the variant names in the results (e.g. after a fix)")) -> None:
+         suffix: str = typer.Option("", help="appended to the variant names in the results (e.g. after a fix)"),
+         base: str = typer.Option("legacy", help="'legacy': the BASE of this file (the first rounds); 'demo': the "
+                                                 "demo's tokenizer stage as it stands, scored on the demo's 240 "
+                                                 "held-out clips, results in tokenizer_recipe_demo_<device>.json")) -> None:
     """Train and score tokenizer recipes at one wall-clock budget; accumulate the results."""
     import torch
 
@@ -149,11 +167,17 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
     for spec in variant or []:
         name, *overrides = spec.split()
         todo[name] = overrides
-    path = out / f"tokenizer_recipe_{device}.json"
-    report = read_json(path, ConfigError) if path.is_file() else {"benchmark": "tokenizer_recipe", "base": BASE, "results": []}
+    if base not in ("legacy", "demo"):
+        raise ConfigError(f"--base: expected 'legacy' or 'demo', got {base!r}")
+    base_config, n_heldout = (BASE, N_HELDOUT) if base == "legacy" else (demo_base(), 240)
+    path = out / (f"tokenizer_recipe_{device}.json" if base == "legacy" else f"tokenizer_recipe_demo_{device}.json")
+    if base == "demo":
+        work = work.with_name(work.name + "_demo")
+    report = (read_json(path, ConfigError) if path.is_file()
+              else {"benchmark": "tokenizer_recipe", "base": base_config, "results": []})
     report |= {"machine": {"device": device, "threads": threads, **machine_info(torch.device(device))},
                "versions": versions()}
-    manifest, classifier = prepare(work, device)
+    manifest, classifier = prepare(work, device, n_heldout)
     todo = {name + suffix: overrides for name, overrides in todo.items()}
     for name, overrides in todo.items():
         budget = f"{steps} steps" if steps else seconds
@@ -165,7 +189,8 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
             import shutil
 
             shutil.rmtree(work / name)
-        result = run_variant(name, overrides, seconds, work, device, manifest, classifier, steps) | {"note": note}
+        result = run_variant(name, overrides, seconds, work, device, manifest, classifier, steps, base_config,
+                             n_heldout) | {"note": note}
         result["budget_s"] = budget
         report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == budget)]
         report["results"].append(result)

@@ -1,0 +1,32 @@
+"""benchmarks/tokenizer_recipe.py `--base demo` trains exactly what the demo's tokenizer stage trains."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tokenizer_recipe.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("tokenizer_recipe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tokenizer_recipe"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_base_is_the_demo_stage_with_the_variant_steps_and_overrides(tmp_path):
+    from nextscale.demo import PRESETS, Demo, tokenizer_stage_config
+    from nextscale.train.tokenizer import load_sat_train_config
+
+    bench = _load()
+    demo = load_sat_train_config(tokenizer_stage_config(Demo(tmp_path, "default", progress=False)))
+    steps = PRESETS["default"].sat_steps
+    same = load_sat_train_config(bench.train_config([], steps, "cpu", bench.demo_base()))
+    assert same.model == demo.model and same.loss == demo.loss and same.optim == demo.optim and same.data == demo.data
+    assert same.train.batch_size == demo.train.batch_size and same.train.steps == demo.train.steps
+    varied = load_sat_train_config(bench.train_config(["train.batch_size=8", "loss.mel_min_exponent=8"], 500, "cpu",
+                                                      bench.demo_base()))
+    assert (varied.train.batch_size, varied.loss.mel_min_exponent, varied.train.steps) == (8, 8, 500)
+    assert varied.optim.warmup_steps == 25 and varied.model == demo.model
