@@ -51,8 +51,8 @@ class DemoPreset:
 
 
 PRESETS = {
-    # SAT batch 8: per second of CPU it sees 1.4-1.8x the clips of batch 4 and, at the same time budget,
-    # keeps more class identity (69 % vs 62 %, benchmarks/results/tokenizer_recipe_demo_cpu.json)
+    # SAT batch 8 x 1000: 65.7 % round trip over three runs vs 60.0 % for batch 4 x 1400, at ~1.2x the
+    # time (benchmarks/results/tokenizer_recipe_demo_cpu.json)
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1000, sat_batch=8, ar_steps=600,
                           ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
     # what the shipped nextscale-synth-small model is trained with (~1 h on 2 CPU cores)
