@@ -70,6 +70,17 @@ def demo_base() -> dict[str, Any]:
     return data
 
 
+def resolve_base(name: str, device: str) -> tuple[dict[str, Any], int, str]:
+    """`--base` -> (base config, held-out clips, results file name)."""
+    from nextscale.errors import ConfigError
+
+    if name == "legacy":
+        return BASE, N_HELDOUT, f"tokenizer_recipe_{device}.json"
+    if name == "demo":
+        return demo_base(), 240, f"tokenizer_recipe_demo_{device}.json"
+    raise ConfigError(f"--base: expected 'legacy' or 'demo', got {name!r}")
+
+
 def train_config(overrides: list[str], steps: int, device: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
     from nextscale.config import apply_overrides
     from nextscale.train.tokenizer import SATTrainConfig
@@ -167,10 +178,8 @@ def main(variants: str = typer.Option("fourier,seanet", help="comma-separated na
     for spec in variant or []:
         name, *overrides = spec.split()
         todo[name] = overrides
-    if base not in ("legacy", "demo"):
-        raise ConfigError(f"--base: expected 'legacy' or 'demo', got {base!r}")
-    base_config, n_heldout = (BASE, N_HELDOUT) if base == "legacy" else (demo_base(), 240)
-    path = out / (f"tokenizer_recipe_{device}.json" if base == "legacy" else f"tokenizer_recipe_demo_{device}.json")
+    base_config, n_heldout, results_name = resolve_base(base, device)
+    path = out / results_name
     if base == "demo":
         work = work.with_name(work.name + "_demo")
     report = (read_json(path, ConfigError) if path.is_file()

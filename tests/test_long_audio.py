@@ -110,6 +110,8 @@ def test_codes_that_do_not_cover_the_same_windows_fail_clearly():
         sat.decode([codes[0][:, :0]])
     with pytest.raises(ConfigError, match=r"codes\[2\]: expected shape \(B, W \* "):
         sat.decode([codes[0], codes[1], codes[2][:, :-1]])
+    with pytest.raises(ConfigError, match=r"codes: expected 1\.\.4 scales, got 5"):
+        sat.decode(codes + codes[:1])
 
 
 # ---- the join metric ------------------------------------------------------------------------
@@ -137,3 +139,5 @@ def test_join_metric_is_one_for_a_seamless_tone_and_high_for_a_jump_at_every_joi
     assert join_discontinuity(jumps, sr, window)["ratio"] > 3.0
     with pytest.raises(ConfigError, match="no join"):
         join_discontinuity(tone[:window], sr, window)
+    with pytest.raises(ConfigError, match="window_samples must be >= 1, got 0"):
+        join_discontinuity(tone, sr, 0)

@@ -5,6 +5,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tokenizer_recipe.py"
 
 
@@ -30,3 +32,13 @@ def test_demo_base_is_the_demo_stage_with_the_variant_steps_and_overrides(tmp_pa
                                                       bench.demo_base()))
     assert (varied.train.batch_size, varied.loss.mel_min_exponent, varied.train.steps) == (8, 8, 500)
     assert varied.optim.warmup_steps == 25 and varied.model == demo.model
+
+
+def test_base_names_pick_config_clips_and_results_file():
+    from nextscale.errors import ConfigError
+
+    bench = _load()
+    assert bench.resolve_base("legacy", "cpu")[1:] == (bench.N_HELDOUT, "tokenizer_recipe_cpu.json")
+    assert bench.resolve_base("demo", "cuda")[1:] == (240, "tokenizer_recipe_demo_cuda.json")
+    with pytest.raises(ConfigError, match="--base: expected 'legacy' or 'demo', got 'demos'"):
+        bench.resolve_base("demos", "cpu")
