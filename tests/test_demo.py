@@ -57,6 +57,32 @@ def test_smoke_demo_writes_every_artefact(smoke):
     assert "<audio" in html and "<img" in html
 
 
+def test_training_stages_time_their_steps_and_keep_the_floor(smoke):
+    out, _ = smoke
+    for stage, floor in (("tokenizer", 4), ("ar", 4)):
+        result = json.loads((out / "stages" / f"{stage}.json").read_text())["result"]
+        plan = result["budget"]
+        assert plan["probe_s_per_step"] > 0 and plan["steps"] == floor == result["steps"], (stage, plan)
+        assert json.loads((out / stage / "budget.json").read_text()) == plan
+    assert json.loads((out / "summary.json").read_text())["training_steps"] == {"tokenizer": 4, "ar": 4}
+
+
+def test_budgeted_steps_fill_the_budget_in_hundreds_and_are_chosen_once(tmp_path):
+    demo = Demo(tmp_path, "smoke", "cpu", progress=False, log=lambda _: None)
+    probes = []
+
+    def probe(seconds):
+        return lambda: probes.append(seconds) or seconds
+
+    plan = demo_module.budgeted_steps(demo, "tokenizer", 300, 100.0, probe(0.03))     # 3333 steps fit
+    assert plan["steps"] == 3300 and plan["probe_s_per_step"] == 0.03
+    again = demo_module.budgeted_steps(demo, "tokenizer", 300, 100.0, probe(1.0))     # a resumed stage
+    assert again == plan and probes == [0.03]
+    assert demo_module.budgeted_steps(demo, "ar", 300, 100.0, probe(1.0))["steps"] == 300    # floor: 100 fit
+    unbudgeted = demo_module.budgeted_steps(demo, "classifier", 50, 0.0, probe(1.0))
+    assert unbudgeted["steps"] == 50 and probes == [0.03, 1.0]
+
+
 def test_rerun_reuses_every_finished_stage(smoke, monkeypatch):
     out, _ = smoke
     before = json.loads((out / "summary.json").read_text())

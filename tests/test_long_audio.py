@@ -63,7 +63,8 @@ def test_batch_rows_stay_apart_and_one_window_is_the_clip_api():
     both = sat.encode(torch.cat([a, b]))
     for row, alone in enumerate((sat.encode(a), sat.encode(b))):
         assert all(torch.equal(c[row:row + 1], d) for c, d in zip(both, alone))
-    torch.testing.assert_close(sat.decode(both)[1:], sat.decode(sat.encode(b)), rtol=1e-9, atol=1e-10)
+    # float64, but batched and single-row BLAS kernels sum in different orders (6e-10 apart on AVX-512 Xeons)
+    torch.testing.assert_close(sat.decode(both)[1:], sat.decode(sat.encode(b)), rtol=1e-7, atol=1e-8)
     clip = a[..., : sat.clip_samples]
     codes = sat.encode(clip)
     assert [tuple(c.shape) for c in codes] == [(1, n) for n in sat.scales]

@@ -48,24 +48,32 @@ class DemoPreset:
     sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of SAT_CONFIG's model section
     ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of AR_CONFIG's model section
     bench_repeats: int = 3
+    # Wall-clock budgets (0: none). A stage with one trains as many steps as fit in it on this machine
+    # (timed on a few real steps), never fewer than sat_steps / ar_steps: a faster CPU gets a better
+    # model in the same minutes, a slower one keeps the preset's quality and takes longer.
+    sat_seconds: float = 0.0
+    ar_seconds: float = 0.0
 
 
 PRESETS = {
-    # SAT batch 8 x 1000: 65.7 % round trip over three runs vs 60.0 % for batch 4 x 1400, at ~1.2x the
-    # time (benchmarks/results/tokenizer_recipe_demo_cpu.json)
+    # SAT batch 8: 65.7 % round trip over three 1000-step runs vs 60.0 % for batch 4 x 1400; the step count is
+    # the lever (2100 steps: 82 %; width, head, lr, data and loss variants at that length all 80-82 %,
+    # benchmarks/results/tokenizer_recipe_demo_cpu.json), so both models train as long as ~12 minutes allow
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1000, sat_batch=8, ar_steps=600,
-                          ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
+                          ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8,
+                          sat_seconds=480.0, ar_seconds=270.0),
     # what the shipped nextscale-synth-small model is trained with (~1 h on 2 CPU cores)
     "long": DemoPreset("long", n_train=9600, n_heldout=240, sat_steps=5000, sat_batch=4, ar_steps=3000,
                        ar_batch=32, classifier_steps=400, classifier_n=1200, samples_per_class=8),
     # quick keeps batch 4: batch 8 for 200 steps measured 45.8 % vs 46.9 %, in 3.4 vs 3.1 min
     "quick": DemoPreset("quick", n_train=480, n_heldout=96, sat_steps=300, sat_batch=4, ar_steps=150, ar_batch=32,
                         classifier_steps=200, classifier_n=480, samples_per_class=4,
-                        ar_model={"depth": 2, "width": 96, "heads": 2}),
+                        ar_model={"depth": 2, "width": 96, "heads": 2}, sat_seconds=90.0, ar_seconds=40.0),
     "smoke": DemoPreset("smoke", n_train=48, n_heldout=24, sat_steps=4, sat_batch=4, ar_steps=4, ar_batch=8,
                         classifier_steps=4, classifier_n=48, samples_per_class=1,
                         sat_model={"num_scales": 4, "codebook_size": 32, "convnext_width": 32, "convnext_layers": 1},
-                        ar_model={"depth": 1, "width": 32, "heads": 1, "cond_dim": 16}, bench_repeats=1),
+                        ar_model={"depth": 1, "width": 32, "heads": 1, "cond_dim": 16}, bench_repeats=1,
+                        sat_seconds=1e-3, ar_seconds=1e-3),   # runs the step-time probes; the floors win
 }
 
 
@@ -158,23 +166,47 @@ def _train_data(demo: Demo) -> dict[str, Any]:
     return dict(source="synth", n=demo.preset.n_train, seed=SEED)
 
 
-def tokenizer_stage_config(demo: Demo) -> dict[str, Any]:
-    """The tokenizer stage's training config (SAT_CONFIG with the preset's sizes); the recipe benchmark's
-    `--base demo` starts from it too."""
+def budgeted_steps(demo: Demo, stage: str, floor: int, seconds: float, seconds_per_step: Callable[[], float]) -> dict[str, Any]:
+    """A training stage's step count: as many as fit in `seconds` on this machine (a multiple of 100), at least
+    `floor`; just `floor` without a budget. Chosen once and kept in OUT/<stage>/budget.json, so a resumed
+    stage keeps its LR schedule."""
+    from .train.budget import steps_for_budget
+
+    path = demo.out / stage / "budget.json"
+    if path.is_file():
+        return read_json(path, NextscaleError)
+    plan: dict[str, Any] = {"steps": floor, "floor": floor, "budget_s": seconds or None}
+    if seconds:
+        per_step = seconds_per_step()
+        plan |= {"probe_s_per_step": per_step, "steps": steps_for_budget(seconds, per_step, minimum=floor, multiple=100)}
+        demo.log(f"[{stage}] {per_step:.3f} s/step here: {plan['steps']} steps for the {seconds:.0f} s budget "
+                 f"(at least {floor})")
+    atomic_write_json(path, plan)
+    return plan
+
+
+def tokenizer_stage_config(demo: Demo, steps: int | None = None) -> dict[str, Any]:
+    """The tokenizer stage's training config (SAT_CONFIG with the preset's sizes; `steps` default: the preset's
+    floor); the recipe benchmark's `--base demo` starts from it too."""
     p = demo.preset
+    steps = steps or p.sat_steps
     recipe = read_yaml(SAT_CONFIG)
     return {"model": recipe["model"] | p.sat_model, "data": _train_data(demo), "loss": recipe.get("loss", {}),
-            "optim": recipe.get("optim", {}) | {"warmup_steps": max(1, p.sat_steps // 20)},
-            "train": _train_common(demo, p.sat_steps, p.sat_batch) | {"adversarial": False}}
+            "optim": recipe.get("optim", {}) | {"warmup_steps": max(1, steps // 20)},
+            "train": _train_common(demo, steps, p.sat_batch) | {"adversarial": False}}
 
 
 def stage_tokenizer(demo: Demo) -> dict[str, Any]:
+    from .train.budget import sat_seconds_per_step
     from .train.tokenizer import load_sat_train_config, train_tokenizer
 
-    cfg = load_sat_train_config(tokenizer_stage_config(demo))
+    p = demo.preset
+    plan = budgeted_steps(demo, "tokenizer", p.sat_steps, p.sat_seconds,
+                          lambda: sat_seconds_per_step(tokenizer_stage_config(demo)))
+    cfg = load_sat_train_config(tokenizer_stage_config(demo, plan["steps"]))
     run = demo.out / "tokenizer"
     result = train_tokenizer(cfg, run, resume=_has_checkpoint(run))
-    return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step,
+    return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step, "budget": plan,
             "metrics": str(run / "metrics.jsonl")}
 
 
@@ -196,21 +228,25 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
     from .data.synth import KINDS
     from .tokenizer.model import SAT
     from .train.ar import load_ar_train_config, train_ar
+    from .train.budget import ar_seconds_per_step
 
     p = demo.preset
     sat = SAT.from_pretrained(demo.results["tokenizer"]["model"])
-    cfg = load_ar_train_config({
-        "model": demo_ar_model(p) | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
-        "data": {"tokens": demo.results["tokens"]["tokens"]},
-        "optim": read_yaml(AR_CONFIG).get("optim", {}) | {"warmup_steps": max(1, p.ar_steps // 20)},
-        "train": _train_common(demo, p.ar_steps, p.ar_batch),
-    })
+
+    def config(steps: int) -> dict[str, Any]:
+        return {"model": demo_ar_model(p) | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
+                "data": {"tokens": demo.results["tokens"]["tokens"]},
+                "optim": read_yaml(AR_CONFIG).get("optim", {}) | {"warmup_steps": max(1, steps // 20)},
+                "train": _train_common(demo, steps, p.ar_batch)}
+
+    plan = budgeted_steps(demo, "ar", p.ar_steps, p.ar_seconds, lambda: ar_seconds_per_step(config(p.ar_steps)))
+    cfg = load_ar_train_config(config(plan["steps"]))
     run = demo.out / "ar"
     result = train_ar(cfg, run, resume=_has_checkpoint(run))
     from .pipeline import set_pipeline_sampling
 
     set_pipeline_sampling(run / "pipeline", SAMPLING)     # `nextscale generate -c` then samples like the demo
-    return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step,
+    return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step, "budget": plan,
             "metrics": str(run / "metrics.jsonl")}
 
 
@@ -340,6 +376,7 @@ def summarize(demo: Demo, page: Path) -> dict[str, Any]:
         "speed": {name: {"steps": row["steps"], "seconds": row["median_s"], "slower_than_next_scale": row["speedup_of_next_scale"]}
                   for name, row in speed.items()},
         "speed_model": {k: ns.get(k) for k in ("ar_depth", "width", "parameters")},
+        "training_steps": {"tokenizer": demo.results["tokenizer"]["steps"], "ar": demo.results["ar"]["steps"]},
     }
 
 
@@ -363,6 +400,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"SAT reconstruction on held-out clips: mel distance {rec['mel_distance']:.3f}, "
                   f"SI-SDR {rec['si_sdr']:.1f} dB, codebook usage {rec['mean_usage']:.0%}")
+    steps = summary["training_steps"]
+    console.print(f"trained here: SAT {steps['tokenizer']} steps, AAR {steps['ar']} steps (as many as the preset's "
+                  "budget buys on this machine)")
     speed = Table(title=f"generation of 1 s, batch 1 (random weights, AR depth {summary['speed_model']['ar_depth']}, "
                         f"width {summary['speed_model']['width']})")
     for col in ("model", "steps", "seconds", "× next-scale time"):

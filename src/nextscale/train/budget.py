@@ -9,29 +9,59 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 
-def sat_seconds_per_step(config: Any, probe_steps: int = 4) -> float:
-    """Mean wall time of `probe_steps` SAT training steps after one warm-up step (same batch size)."""
+WARMUP_STEPS = 5   # the first steps allocate, initialise codebooks and warm caches: not timed
+
+
+def _time_steps(task: Any, batches: Sequence[Any]) -> float:
+    """Mean wall time of task.train_step over the batches after the first WARMUP_STEPS."""
+    for j, batch in enumerate(batches[:WARMUP_STEPS]):
+        task.train_step(batch, j)
+    start = time.perf_counter()
+    for j, batch in enumerate(batches[WARMUP_STEPS:]):
+        task.train_step(batch, WARMUP_STEPS + j)
+    return (time.perf_counter() - start) / max(1, len(batches) - WARMUP_STEPS)
+
+
+def _batches(data: Any, collate: Callable, batch_size: int, count: int) -> list[Any]:
+    return [collate([data[(j * batch_size + i) % len(data)] for i in range(batch_size)]) for j in range(count)]
+
+
+def sat_seconds_per_step(config: Any, probe_steps: int = 8) -> float:
+    """Mean wall time of `probe_steps` SAT training steps after the warm-up steps (same batch size)."""
     from ..data import build_dataset, collate_batch
     from .distributed import init_distributed
     from .tokenizer import SATTask, load_sat_train_config
 
     cfg = load_sat_train_config(config)
     cfg.train.eval_every = 0
-    data = build_dataset(cfg.data, "train")
-    b = cfg.train.batch_size
-    batches = [collate_batch([data[(j * b + i) % len(data)] for i in range(b)]) for j in range(probe_steps + 1)]
+    batches = _batches(build_dataset(cfg.data, "train"), collate_batch, cfg.train.batch_size, WARMUP_STEPS + probe_steps)
     with tempfile.TemporaryDirectory() as tmp:
-        task = SATTask(cfg, init_distributed(cfg.train.device), Path(tmp))
-        task.train_step(batches[0], 0)
-        start = time.perf_counter()
-        for j, batch in enumerate(batches[1:]):
-            task.train_step(batch, j + 1)
-    return (time.perf_counter() - start) / probe_steps
+        return _time_steps(SATTask(cfg, init_distributed(cfg.train.device), Path(tmp)), batches)
 
 
-def steps_for_budget(seconds: float, seconds_per_step: float, minimum: int = 10) -> int:
-    """How many steps of `seconds_per_step` fit in `seconds` (at least `minimum`)."""
-    return max(minimum, int(seconds / seconds_per_step))
+def ar_seconds_per_step(config: Any, probe_steps: int = 8) -> float:
+    """Mean wall time of `probe_steps` AR training steps on the config's token cache, after the warm-up steps."""
+    from .ar import ARTask, _load_tokenizer, load_ar_train_config
+    from .distributed import init_distributed
+    from .token_cache import TokenCacheDataset, collate_tokens
+
+    cfg = load_ar_train_config(config)
+    cfg.train.eval_every = 0
+    dist = init_distributed(cfg.train.device)
+    data = TokenCacheDataset(cfg.data.tokens)
+    batches = _batches(data, collate_tokens, cfg.train.batch_size, WARMUP_STEPS + probe_steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _time_steps(ARTask(cfg, _load_tokenizer(cfg, data, dist.device), data, None, dist, Path(tmp)), batches)
+
+
+def steps_for_budget(seconds: float, seconds_per_step: float, minimum: int = 10, multiple: int = 1) -> int:
+    """How many steps of `seconds_per_step` fit in `seconds`, rounded down to `multiple` (at least `minimum`).
+
+    Rounding makes the count the same from one run to the next on one machine, whose step time
+    wobbles by a few per cent.
+    """
+    steps = int(seconds / seconds_per_step) // multiple * multiple
+    return max(minimum, steps)
