@@ -63,7 +63,8 @@ def test_class_option_and_errors(pipeline_dir, tmp_path):
     assert json.loads((tmp_path / "b" / "settings.json").read_text())["class"] == "Bell"
     assert (tmp_path / "b" / "bell_00.wav").is_file()
     for args, message in ((["violin"], "unknown class 'violin'"), ([], "PROMPT or --class"),
-                          (["tone", "--class", "tone"], "not both"), (["tone", "--top-p", "2"], "top_p")):
+                          (["tone", "--class", "tone"], "not both"), (["tone", "--top-p", "2"], "top_p"),
+                          (["tone", "--seconds", "0.1"], "makes single windows")):
         result = run(*args, "--checkpoint", pipeline_dir, "-o", tmp_path / "c", "--device", "cpu")
         assert isinstance(result.exception, NextscaleError) and message in str(result.exception)
     assert not (tmp_path / "c" / "settings.json").exists()

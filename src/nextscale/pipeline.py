@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
 from .ar.config import fit_problems
+from .ar.windows import generate_windows
 from .checkpoint import AR_KINDS, FORMAT_VERSION, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
 from .io import atomic_directory, atomic_write_json, read_json
@@ -96,6 +97,20 @@ class Pipeline:
         """Length S of a generated clip (the tokenizer's clip length)."""
         return int(self.sat.clip_samples)
 
+    def length_of(self, seconds: float, independent_windows: bool = False) -> int:
+        """Samples in `seconds` of audio; more than one window needs an AR model trained with context tokens
+        (unless the windows are asked to be independent)."""
+        if not isinstance(seconds, (int, float)) or not seconds > 0 or seconds != seconds:
+            raise NextscaleError(f"seconds: expected a positive number of seconds, got {seconds!r}")
+        length = max(1, int(round(seconds * self.sample_rate)))
+        windows = self.sat.num_windows(length)
+        if windows > 1 and getattr(self.ar, "context", None) is None and not independent_windows:
+            raise NextscaleError(f"seconds={seconds:g}: this pipeline's {self.ar.kind} model makes single windows of "
+                                 f"{self.sat.window_samples / self.sample_rate:g} s (trained without window context, "
+                                 "model.context_tokens 0); ask for at most one window or use a model trained with "
+                                 "context tokens")
+        return length
+
     def to(self, device: str | torch.device) -> "Pipeline":
         self.sat.to(device)
         self.ar.to(device)
@@ -137,12 +152,13 @@ class Pipeline:
 
     def __call__(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
                  top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16, return_codes: bool = False,
-                 previews: bool = False, progress: bool | None = None) -> Tensor | GenerationOutput:
+                 previews: bool = False, progress: bool | None = None, seconds: float | None = None
+                 ) -> Tensor | GenerationOutput:
         """One clip per prompt → audio (B, 1, S); a GenerationOutput instead when codes or previews
         are asked for. Sampling settings left None come from `sampling_settings`. The same seed
         gives the same audio on the same device and batch size."""
         out = self.generate(prompts, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
-                            batch_size=batch_size, previews=previews, progress=progress)
+                            batch_size=batch_size, previews=previews, progress=progress, seconds=seconds)
         if not return_codes:
             out.codes = None
         return out if (return_codes or previews) else out.audio
@@ -150,13 +166,22 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
                  top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16,
-                 previews: bool = False, progress: bool | None = None) -> GenerationOutput:
-        """Like calling the pipeline, but always returns audio and codes (and previews if asked)."""
+                 previews: bool = False, progress: bool | None = None, seconds: float | None = None,
+                 independent_windows: bool = False) -> GenerationOutput:
+        """Like calling the pipeline, but always returns audio and codes (and previews if asked).
+
+        `seconds` longer than one window generates window after window, each continuing the previous
+        one (a model trained with context tokens), and decodes the joined codes once; codes are then
+        per scale (B, W * n_k), window after window, as `SAT.encode` writes them for long audio.
+        `independent_windows` makes each window alone: the chunked floor that joins are measured against.
+        """
         prompts = check_prompts(prompts)
         settings = self.sampling_settings(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
         cfg, top_k, top_p, temperature = (settings[k] for k in ("cfg", "top_k", "top_p", "temperature"))
         top_k = int(top_k)
         check_sampling(cfg, top_k, top_p, temperature, batch_size)
+        length = self.num_samples if seconds is None else self.length_of(seconds, independent_windows)
+        windows = self.sat.num_windows(length)
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(seed))
         chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
@@ -165,12 +190,13 @@ class Pipeline:
         for chunk in tqdm(chunks, desc="generating", unit="batch", disable=not show):
             cond = self.encode_condition(chunk)
             with autocast(device):
-                chunk_codes = self.ar.generate(self.sat.quantizer, cond, cfg=cfg, top_k=top_k, top_p=top_p,
-                                               temperature=temperature, generator=generator)
-            audio.append(self.sat.decode(chunk_codes, length=self.num_samples).float())
+                chunk_codes = generate_windows(self.ar, self.sat.quantizer, cond, windows, cfg=cfg, top_k=top_k,
+                                               top_p=top_p, temperature=temperature, generator=generator,
+                                               independent=independent_windows)
+            audio.append(self.sat.decode(chunk_codes, length=length).float())
             codes.append(chunk_codes)
             if previews:
-                scale_audio.append([self.sat.decode(chunk_codes[:k + 1], length=self.num_samples).float()
+                scale_audio.append([self.sat.decode(chunk_codes[:k + 1], length=length).float()
                                     for k in range(len(chunk_codes))])
         out = GenerationOutput(torch.cat(audio), prompts, self.sample_rate,
                                codes=[torch.cat(scale) for scale in zip(*codes)])

@@ -47,6 +47,8 @@ class ARConfig:
     attention: Literal["sdpa", "cosine"] = "sdpa"
     norm_eps: float = 1e-6
     order: Literal["scale", "rvq"] = "scale"   # next_token only: token order of the flattened codes
+    context_tokens: int = 0   # n_ctx: tokens summarising the previous window (0 = one window, no context)
+    context_dropout: float = 0.1   # training: share of continuation windows that see the null context
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -75,11 +77,21 @@ class ARConfig:
             raise ConfigError("model.num_classes: condition 'class' needs num_classes >= 1")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout: must be in [0, 1), got {self.cond_dropout}")
+        if self.context_tokens < 0 or (self.context_tokens and self.context_tokens > self.scales[-1]):
+            raise ConfigError(f"model.context_tokens: must be in [0, {self.scales[-1]}] (the window's latent frames), "
+                              f"got {self.context_tokens}")
+        if not 0.0 <= self.context_dropout <= 1.0:
+            raise ConfigError(f"model.context_dropout: must be in [0, 1], got {self.context_dropout}")
 
     @property
     def num_tokens(self) -> int:
         """L, the length of the flattened token sequence."""
         return sum(self.scales)
+
+    @property
+    def sequence_length(self) -> int:
+        """n_ctx + L: what the attention (and the KV cache) spans."""
+        return self.context_tokens + self.num_tokens
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any, **fields: Any) -> "ARConfig":

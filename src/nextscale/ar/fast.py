@@ -70,6 +70,7 @@ class FastGenerator:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
         self._static_cond: Tensor | None = None
+        self._static_context: Tensor | None = None
         self._static_codes: list[Tensor] = []
 
     @property
@@ -87,48 +88,58 @@ class FastGenerator:
         return list(self._weights.unbind(0))
 
     @torch.no_grad()
-    def run(self, cond: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
-        """One generation through the (possibly compiled) step, without graph capture."""
+    def run(self, cond: Tensor, generator: torch.Generator | None = None, context: Tensor | None = None) -> list[Tensor]:
+        """One generation through the (possibly compiled) step, without graph capture; `context` is the
+        previous window's latent for a model with context tokens."""
         top_k, top_p, temperature = self.sampling
-        state = self.model.setup(self.quantizer, cond, self.guided, static=self.static)
+        state = self.model.setup(self.quantizer, cond, self.guided, static=self.static, context=context)
         weights = self._guidance(cond.device)
         outputs = [self._step(state, self.quantizer, index, t, top_k, top_p, temperature, generator)[0]
                    for (index, _), t in zip(self.plan, weights)]
         return self.model.codes(state, outputs)
 
-    def __call__(self, cond: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+    def __call__(self, cond: Tensor, generator: torch.Generator | None = None,
+                 context: Tensor | None = None) -> list[Tensor]:
         if not self.cuda_graph:
-            return self.run(cond, generator)
-        return self.replay(cond, generator)
+            return self.run(cond, generator, context)
+        return self.replay(cond, generator, context)
 
     # ---- CUDA graph ----------------------------------------------------------------------------
-    def replay(self, cond: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Copy `cond` into the static buffer and replay the captured generation (capturing first)."""
+    def replay(self, cond: Tensor, generator: torch.Generator | None = None,
+               context: Tensor | None = None) -> list[Tensor]:
+        """Copy `cond` (and `context`) into static buffers and replay the captured generation (capturing first).
+
+        With and without a context are two different graphs (the null context is a parameter, not an input).
+        """
         if cond.device.type != "cuda":
             raise NextscaleError("--cuda-graph needs the model and the condition on a CUDA device")
-        key = (tuple(cond.shape), cond.dtype, id(generator))
+        key = (tuple(cond.shape), cond.dtype, id(generator), None if context is None else tuple(context.shape))
         if self._graph is None or self._graph_key != key:
-            self.capture(cond, generator)
+            self.capture(cond, generator, context=context)
             self._graph_key = key
         self._static_cond.copy_(cond)
+        if context is not None:
+            self._static_context.copy_(context)
         self._graph.replay()
         return [c.clone() for c in self._static_codes]
 
-    def capture(self, cond: Tensor, generator: torch.Generator | None = None, warmup: int = 2) -> None:
+    def capture(self, cond: Tensor, generator: torch.Generator | None = None, warmup: int = 2,
+                context: Tensor | None = None) -> None:
         """Warm up on a side stream (compiles, allocator), then record one whole generation."""
         self._static_cond = cond.clone()
+        self._static_context = None if context is None else context.clone()
         side = torch.cuda.Stream(cond.device)
         side.wait_stream(torch.cuda.current_stream(cond.device))
         with torch.cuda.stream(side):
             for _ in range(warmup):
-                self.run(self._static_cond, generator)
+                self.run(self._static_cond, generator, self._static_context)
         torch.cuda.current_stream(cond.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         if generator is not None:
             graph.register_generator_state(generator)
         try:
             with torch.cuda.graph(graph):
-                self._static_codes = self.run(self._static_cond, generator)
+                self._static_codes = self.run(self._static_cond, generator, self._static_context)
         except RuntimeError as e:
             raise NextscaleError(
                 f"CUDA-graph capture of {self.model.kind} generation failed ({e}); the step must not "

@@ -17,7 +17,7 @@ from ..checkpoint import Pretrained
 from ..errors import ConfigError
 from .config import ARConfig, Quantizer, check_quantizer
 from .sampling import sample_logits
-from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
+from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, guide, init_weights
 
 
 class ARLoss(NamedTuple):
@@ -77,15 +77,21 @@ class AAR(Pretrained, ARBackbone):
         self.level_embed = nn.Embedding(K, W)
         levels = torch.cat([torch.full((n,), k) for k, n in enumerate(cfg.scales)])
         self.register_buffer("levels", levels, persistent=False)
-        self.register_buffer("attn_mask", levels[:, None] >= levels[None, :], persistent=False)
+        self.register_buffer("attn_mask", context_mask(levels[:, None] >= levels[None, :], cfg.context_tokens),
+                             persistent=False)
         init_weights(self, self.blocks, self.head, W)
 
     # ---- teacher forcing -------------------------------------------------------------------
     def level_pos(self) -> Tensor:
         return self.level_embed(self.levels)[None] + self.pos_embed
 
-    def forward(self, cond: Tensor, inputs: Tensor) -> Tensor:
-        """cond (B,) ids, (B, cond_dim) or None (unconditional); inputs (B, L - n_0, C) -> logits (B, L, V)."""
+    def forward(self, cond: Tensor, inputs: Tensor, context: Tensor | None = None,
+                context_present: Tensor | None = None) -> Tensor:
+        """cond (B,) ids, (B, cond_dim) or None (unconditional); inputs (B, L - n_0, C) -> logits (B, L, V).
+
+        context: the previous window's latent (B, C, T) (None: the null context); context_present (B,)
+        bool says which rows have one. Only a model with model.context_tokens > 0 takes a context.
+        """
         cfg = self.config
         want = (cfg.num_tokens - cfg.scales[0], cfg.latent_dim)
         if inputs.dim() != 3 or tuple(inputs.shape[1:]) != want:
@@ -95,27 +101,29 @@ class AAR(Pretrained, ARBackbone):
             raise ConfigError(f"condition batch {c.shape[0]} != inputs batch {inputs.shape[0]}")
         start = c[:, None] + self.pos_start
         x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(self.word_embed.weight.dtype))), dim=1)
-        return self.run(x + self.level_pos(), c, self.attn_mask)
+        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.attn_mask)
 
-    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer) -> ARLoss:
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer, context: Tensor | None = None,
+             context_present: Tensor | None = None) -> ARLoss:
         """Cross-entropy over all L tokens with per-scale loss and accuracy (for logging)."""
         cfg = self.config
         check_quantizer(cfg, quantizer)
         check_codes(codes, cfg.scales, cfg.codebook_size)
         with torch.no_grad():
             inputs = quantizer.teacher_forcing_inputs(list(codes))
-        logits = self(cond, inputs)
+        logits = self(cond, inputs, context, context_present)
         return token_loss(logits, torch.cat(list(codes), dim=1), self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False) -> ScaleGenerationState:
-        """Condition -> AdaLN parameters, empty static caches, first-scale input; no sampling yet.
+    def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False,
+              context: Tensor | None = None) -> ScaleGenerationState:
+        """Condition -> AdaLN parameters, static caches (holding the context tokens), first-scale input.
 
         Each scale's step already has fixed shapes, so `static` changes nothing here.
         """
         cfg = self.config
         check_quantizer(cfg, quantizer)
-        c, fields = self.generation_setup(cond, guided)
+        c, fields = self.generation_setup(cond, guided, context)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :cfg.scales[0]]
         # f_hat accumulates in float32 whatever the model's precision: it is what the decoder hears
         f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=torch.float32)
@@ -133,7 +141,8 @@ class AAR(Pretrained, ARBackbone):
         Shapes depend only on k, and nothing reads a tensor value on the host.
         """
         start, end = self.bounds[k]
-        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, start, end)
+        off = state.offset
+        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + start, off + end)
         if state.guided:
             logits = guide(logits, state.batch, t)
         idx = sample_logits(logits, top_k, top_p, temperature, generator)

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .config import ARConfig, Quantizer, check_quantizer
 from .next_scale import ARLoss, check_codes, token_loss
 from .sampling import sample_logits
-from .transformer import ARBackbone, GenerationState, guidance_weight, guide, init_weights
+from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, guide, init_weights
 
 
 @dataclass
@@ -44,7 +44,8 @@ class NextTokenAR(Pretrained, ARBackbone):
         if cfg.order == "rvq":   # time-major: t0l0, t0l1, ..., t1l0, ...
             levels = torch.arange(K).repeat(cfg.scales[0])
         self.register_buffer("levels", levels, persistent=False)
-        self.register_buffer("attn_mask", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
+        self.register_buffer("attn_mask", context_mask(torch.ones(L, L, dtype=torch.bool).tril(), cfg.context_tokens),
+                             persistent=False)
         init_weights(self, self.blocks, self.head, W)
 
     # ---- token order -----------------------------------------------------------------------
@@ -64,10 +65,12 @@ class NextTokenAR(Pretrained, ARBackbone):
         return self.level_embed(self.levels)[None] + self.pos_embed
 
     # ---- teacher forcing -------------------------------------------------------------------
-    def forward(self, cond: Tensor, tokens: Tensor) -> Tensor:
+    def forward(self, cond: Tensor, tokens: Tensor, context: Tensor | None = None,
+                context_present: Tensor | None = None) -> Tensor:
         """cond (B,) ids, (B, cond_dim) or None; tokens (B, L) flattened codes -> logits (B, L, V).
 
-        Position i sees the start token and tokens < i, and predicts token i.
+        Position i sees the context tokens (a context model's sliding context: the previous window), the
+        start token and tokens < i, and predicts token i.
         """
         cfg = self.config
         if tokens.dim() != 2 or tokens.shape[1] != cfg.num_tokens:
@@ -77,25 +80,27 @@ class NextTokenAR(Pretrained, ARBackbone):
             raise ConfigError(f"condition batch {c.shape[0]} != tokens batch {tokens.shape[0]}")
         prev = self.token_embed(tokens[:, :-1] + self.levels[:-1] * cfg.codebook_size)
         x = torch.cat(((c[:, None] + self.pos_start), prev), dim=1)
-        return self.run(x + self.level_pos(), c, self.attn_mask)
+        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.attn_mask)
 
-    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer | None = None) -> ARLoss:
+    def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer | None = None,
+             context: Tensor | None = None, context_present: Tensor | None = None) -> ARLoss:
         """Cross-entropy over all L tokens with per-level loss and accuracy."""
         cfg = self.config
         if quantizer is not None:
             check_quantizer(cfg, quantizer)
         check_codes(codes, cfg.scales, cfg.codebook_size)
         target = self.flatten(codes)
-        return token_loss(self(cond, target), target, self.levels, len(cfg.scales))
+        return token_loss(self(cond, target, context, context_present), target, self.levels, len(cfg.scales))
 
     # ---- generation ------------------------------------------------------------------------
-    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False
-              ) -> TokenGenerationState:
-        """Condition -> AdaLN parameters, empty caches, output buffer; `static`: whole-cache steps."""
+    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
+              context: Tensor | None = None) -> TokenGenerationState:
+        """Condition -> AdaLN parameters, caches (holding the context tokens), output buffer; `static`:
+        whole-cache steps."""
         cfg = self.config
         if quantizer is not None:
             check_quantizer(cfg, quantizer)
-        c, fields = self.generation_setup(cond, guided)
+        c, fields = self.generation_setup(cond, guided, context)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :1]
         out = torch.zeros(fields["batch"], cfg.num_tokens, dtype=torch.long, device=c.device)
         return TokenGenerationState(tokens=tokens, out=out, static=static, **fields)
@@ -112,10 +117,10 @@ class NextTokenAR(Pretrained, ARBackbone):
         A static state attends over the whole cache with a causal row mask, so every step has the
         same shapes (what a CUDA graph needs); otherwise it attends to the filled prefix only.
         """
-        L, static = self.config.num_tokens, state.static
-        mask = self.attn_mask[i:i + 1] if static else None
-        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, i,
-                                 L if static else i + 1, mask)
+        L, static, off = self.config.num_tokens, state.static, state.offset
+        mask = self.attn_mask[off + i:off + i + 1] if static else None
+        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + i,
+                                 off + L if static else off + i + 1, mask)
         if state.guided:
             logits = guide(logits, state.batch, t)
         idx = sample_logits(logits, top_k, top_p, temperature, generator)   # (B, 1)

@@ -188,6 +188,60 @@ class ConditionEmbedding(nn.Module):
         return self.embed(torch.cat((vec, self.null.to(vec.dtype).expand_as(vec))))
 
 
+def context_frames(latent: Tensor, tokens: int) -> Tensor:
+    """(B, C, T) latent of the previous window -> (B, tokens, C): its last tokens // 2 frames as they are and
+    the frames before them area-pooled into the rest, so the join is seen in full detail and the rest in summary."""
+    tail = tokens // 2
+    T = latent.shape[-1]
+    parts = [F.adaptive_avg_pool1d(latent[..., :T - tail], tokens - tail)] if tokens > tail else []
+    parts.append(latent[..., T - tail:])
+    return torch.cat(parts, dim=-1).transpose(1, 2)
+
+
+class ContextEmbedding(nn.Module):
+    """The previous window's accumulated latent f_hat -> n_ctx tokens placed before the first scale.
+
+    They have their own position table (which is also their level embedding), and a learned null
+    sequence stands in for a missing context: the first window, and a `context_dropout` share of
+    continuation windows in training, so one model makes both.
+    """
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.tokens, self.latent_dim, self.frames = cfg.context_tokens, cfg.latent_dim, cfg.scales[-1]
+        self.dropout = cfg.context_dropout
+        self.proj = nn.Linear(cfg.latent_dim, cfg.width)
+        self.pos = nn.Parameter(torch.zeros(1, cfg.context_tokens, cfg.width))
+        self.null = nn.Parameter(torch.zeros(1, cfg.context_tokens, cfg.width))
+
+    def forward(self, latent: Tensor | None, batch: int, present: Tensor | None = None) -> Tensor:
+        """(B, n_ctx, W) context tokens; latent None gives the null context. `present` (B,) bool marks the
+        rows whose latent is real (the others, e.g. first windows in a training batch, get the null)."""
+        if latent is None:
+            return (self.null + self.pos).expand(batch, -1, -1)
+        want = (batch, self.latent_dim, self.frames)
+        if latent.dim() != 3 or tuple(latent.shape) != want:
+            raise ConfigError(f"context: expected the previous window's latent with shape {want} "
+                              f"(batch, latent_dim, frames), got {tuple(latent.shape)}")
+        x = self.proj(context_frames(latent.to(self.proj.weight.dtype), self.tokens))
+        keep = present
+        if self.training and self.dropout > 0:
+            kept = torch.rand(batch, device=x.device) >= self.dropout
+            keep = kept if keep is None else keep & kept
+        if keep is not None:
+            x = torch.where(keep.view(-1, 1, 1), x, self.null.to(x.dtype))
+        return x + self.pos
+
+
+def context_mask(mask: Tensor, n: int) -> Tensor:
+    """A token mask (L, L) widened to (n + L, n + L): context tokens see one another, every token sees them all."""
+    L = mask.shape[0]
+    full = torch.zeros(n + L, n + L, dtype=torch.bool, device=mask.device)
+    full[:, :n] = True
+    full[n:, n:] = mask
+    return full
+
+
 def init_weights(model: nn.Module, blocks: Sequence[AdaLNBlock], head: AdaLNHead, width: int,
                  adaln: float = 0.5, adaln_gamma: float = 1e-5, head_gain: float = 0.02) -> None:
     """VAR's initialisation: small truncated normals, tiny AdaLN gates and head, depth-scaled outputs.
@@ -225,6 +279,7 @@ class GenerationState:
     level_pos: Tensor         # (1, L, W) level + position embeddings
     tokens: Tensor            # input of the next step (B or 2B, n, W)
     static: bool = False      # every step the same shapes (whole-cache attention with a row mask)
+    offset: int = 0           # cache positions taken by the context tokens (n_ctx)
 
 
 class ARBackbone(nn.Module):
@@ -240,17 +295,30 @@ class ARBackbone(nn.Module):
         self.cond_embed = ConditionEmbedding(cfg)
         self.blocks = nn.ModuleList(AdaLNBlock(cfg) for _ in range(cfg.depth))
         self.head = AdaLNHead(cfg)
+        self.context = ContextEmbedding(cfg) if cfg.context_tokens else None
+
+    def check_context(self, context: Tensor | None) -> None:
+        if context is not None and self.context is None:
+            raise ConfigError("context: this model was trained without window context (model.context_tokens 0), so "
+                              "it makes single windows; train one with model.context_tokens > 0 for long audio")
+
+    def with_context(self, x: Tensor, context: Tensor | None, present: Tensor | None = None) -> Tensor:
+        """(B, L, W) inputs with the context tokens in front (unchanged for a model without context)."""
+        self.check_context(context)
+        if self.context is None:
+            return x
+        return torch.cat((self.context(context, x.shape[0], present).to(x.dtype), x), dim=1)
 
     def modulations(self, cond_emb: Tensor) -> tuple[list[Modulation], Modulation]:
         """AdaLN parameters of every block and of the head; depend only on the condition."""
         return [blk.modulation(cond_emb) for blk in self.blocks], self.head.modulation(cond_emb)
 
     def run(self, x: Tensor, cond_emb: Tensor, mask: Tensor) -> Tensor:
-        """Teacher-forced pass of (B, L, W) inputs -> (B, L, V) logits."""
+        """Teacher-forced pass of (B, n_ctx + L, W) inputs -> (B, L, V) logits (none for the context)."""
         mods, head_mod = self.modulations(cond_emb)
         for blk, mod in zip(self.blocks, mods):
             x = blk(x, mod, mask)
-        return self.head(x, head_mod)
+        return self.head(x[:, self.config.context_tokens:], head_mod)
 
     def run_cached(self, x: Tensor, mods: list[Modulation], head_mod: Modulation, caches: list[KVCache],
                    start: int, visible: int, mask: Tensor | None = None) -> Tensor:
@@ -259,12 +327,26 @@ class ARBackbone(nn.Module):
             x = blk(x, mod, mask, cache, start, visible)
         return self.head(x, head_mod)
 
-    def generation_setup(self, cond: Tensor, guided: bool) -> tuple[Tensor, dict]:
-        """Condition embedding (B or 2B rows) and the GenerationState fields all models share."""
+    def generation_setup(self, cond: Tensor, guided: bool, context: Tensor | None = None) -> tuple[Tensor, dict]:
+        """Condition embedding (B or 2B rows) and the GenerationState fields all models share.
+
+        A context model's context tokens (the null context when `context` is None) go through the blocks
+        here, once: they fill the first n_ctx cache positions, which every later step attends to. Both
+        halves of a guided batch see the same context; guidance acts on the condition only.
+        """
+        self.check_context(context)
         c = self.cond_embed.with_null(cond) if guided else self.cond_embed(cond)
         mods, head_mod = self.modulations(c)
-        fields = dict(batch=c.shape[0] // 2 if guided else c.shape[0], guided=guided, mods=mods, head_mod=head_mod,
-                      caches=self.new_caches(c.shape[0], self.config.num_tokens), level_pos=self.level_pos())
+        batch = c.shape[0] // 2 if guided else c.shape[0]
+        caches = self.new_caches(c.shape[0], self.config.sequence_length)
+        n = self.config.context_tokens
+        if n:
+            x = self.context(context, batch).to(c.dtype)
+            x = torch.cat((x, x)) if guided else x
+            for blk, mod, cache in zip(self.blocks, mods, caches):
+                x = blk(x, mod, None, cache, 0, n)
+        fields = dict(batch=batch, guided=guided, mods=mods, head_mod=head_mod, caches=caches,
+                      level_pos=self.level_pos(), offset=n)
         return c, fields
 
     def new_caches(self, batch: int, length: int) -> list[KVCache]:
@@ -276,7 +358,9 @@ class ARBackbone(nn.Module):
     # step(state, quantizer, index, t, top_k, top_p, temperature, generator) -> (tokens, guided logits),
     # with shapes that depend only on the index and no host reads (compile / CUDA-graph friendly);
     # codes(state, per-step tokens) -> K LongTensors (B, n_k). `ar.fast.FastGenerator` drives the same.
-    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False) -> GenerationState:
+    # `context` is the previous window's latent f_hat (B, C, T) for a model with context tokens, or None.
+    def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
+              context: Tensor | None = None) -> GenerationState:
         raise NotImplementedError
 
     def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
@@ -296,13 +380,14 @@ class ARBackbone(nn.Module):
     @torch.no_grad()
     def generate(self, quantizer: Quantizer | None, cond: Tensor, cfg: float = 4.0, top_k: int = 0,
                  top_p: float = 0.0, temperature: float = 1.0, generator: torch.Generator | None = None,
-                 return_logits: bool = False, static: bool = False):
+                 return_logits: bool = False, static: bool = False, context: Tensor | None = None):
         """Sample every step of `generation_plan` -> list of K LongTensors (B, n_k) (and the guided logits).
 
         `static` asks for the same shapes at every step (what a CUDA graph needs) where a model's
         steps differ otherwise (the next-token baseline); the tokens are the same either way.
+        `context`: the previous window's latent (B, C, T), for a model with context tokens.
         """
-        state = self.setup(quantizer, cond, guided=cfg != 0, static=static)
+        state = self.setup(quantizer, cond, guided=cfg != 0, static=static, context=context)
         outputs, logits = [], []
         for index, t in self.generation_plan(cfg):
             idx, lg = self.step(state, quantizer, index, t, top_k, top_p, temperature, generator)

@@ -11,6 +11,9 @@ def generate(
     prompt: Optional[str] = typer.Argument(None, help="Caption (text/CLAP pipelines) or class name (class pipelines)."),
     class_name: Optional[str] = typer.Option(None, "--class", help="Class name, for class-conditioned pipelines."),
     num: int = typer.Option(4, "-n", "--num", min=1, help="Clips to generate."),
+    length: Optional[float] = typer.Option(None, "--seconds", help="Length of each clip (default: one window of the "
+                                           "tokenizer). Longer clips are made window after window, which needs a "
+                                           "model trained with context tokens."),
     guidance: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance strength (0 = off). Sampling "
                                         "options left out take the model's own settings, else 4 / 200 / 0.95 / 1."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = all)."),
@@ -57,10 +60,13 @@ def generate(
                              f"{pipe.conditioner.kind!r} — pass the text as PROMPT instead")
     text = class_name if class_name is not None else prompt
     pipe.encode_condition([text])  # a bad class name fails here, before any sampling
+    if length is not None:
+        pipe.length_of(length)       # and a length the model cannot make
 
     sampling = pipe.sampling_settings(cfg=guidance, top_k=top_k, top_p=top_p, temperature=temperature)
     started = time.perf_counter()
-    result = pipe.generate([text] * num, **sampling, seed=seed, batch_size=batch_size, previews=previews, progress=True)
+    result = pipe.generate([text] * num, **sampling, seed=seed, batch_size=batch_size, previews=previews, progress=True,
+                           seconds=length)
     seconds = time.perf_counter() - started
     audio = result.audio.cpu()
     if not torch.isfinite(audio).all():
@@ -71,7 +77,7 @@ def generate(
     settings = write_settings(out, {
         "prompt": prompt, "class": class_name, "num": num, **sampling, "seed": seed, "batch_size": batch_size,
         "checkpoint": str(checkpoint), "device": str(dev), "conditioner": pipe.conditioner.to_config(),
-        "ar_kind": pipe.ar.kind, "sample_rate": sr, "num_samples": int(audio.shape[-1]),
+        "ar_kind": pipe.ar.kind, "seconds": length, "sample_rate": sr, "num_samples": int(audio.shape[-1]),
         "generation_seconds": round(seconds, 3), "files": clips,
     })
     table = Table(title=f"{num} clip(s) of {audio.shape[-1] / sr:.2f} s in {seconds:.2f} s → {out}")

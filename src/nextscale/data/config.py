@@ -23,6 +23,7 @@ class DataConfig:
     seed: int = 0                # synth: corpus seed
     sample_rate: int = 24000
     clip_seconds: float = 1.0
+    sequence: bool = False       # synth: each clip a sequence of one-second events of its kind (long-audio AR data)
     random_crop: bool = True     # training crops; the held-out split always crops from the start
     heldout_fraction: float = 0.1
     heldout_n: int = 0           # when > 0, overrides heldout_fraction
@@ -42,6 +43,8 @@ class DataConfig:
             raise ConfigError(f"data.clip_seconds: must be positive, got {self.clip_seconds}")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError(f"data.heldout_fraction: must be in [0, 1), got {self.heldout_fraction}")
+        if self.sequence and self.source != "synth":
+            raise ConfigError(f"data.sequence: only the synthetic corpus renders event sequences, not '{self.source}'")
         if self.heldout_n < 0:
             raise ConfigError(f"data.heldout_n: must be non-negative, got {self.heldout_n}")
 
@@ -53,8 +56,8 @@ def _synth(cfg: DataConfig, split: str) -> Dataset:
         n = cfg.heldout_n or int(round(cfg.heldout_fraction * cfg.n))
         if n <= 0:
             raise DataError("the held-out split is empty; set data.heldout_n or data.heldout_fraction")
-        return SynthDataset(n, cfg.seed + HELDOUT_SEED_OFFSET, cfg.sample_rate, cfg.clip_seconds)
-    return SynthDataset(cfg.n, cfg.seed, cfg.sample_rate, cfg.clip_seconds)
+        return SynthDataset(n, cfg.seed + HELDOUT_SEED_OFFSET, cfg.sample_rate, cfg.clip_seconds, cfg.sequence)
+    return SynthDataset(cfg.n, cfg.seed, cfg.sample_rate, cfg.clip_seconds, cfg.sequence)
 
 
 def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:

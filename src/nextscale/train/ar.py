@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..ar.config import ARConfig
+from ..ar.windows import generate_windows, window_latent
 from ..config import load_config, to_dict
 from ..errors import ConfigError, DataError
 from ..runtime import autocast, seed_everything
@@ -102,6 +103,10 @@ def check_cache_fits(cfg: ARConfig, data: TokenCacheDataset) -> None:
                         "(make it with --conditioner text or clap)")
     elif cfg.cond_dim != data.conds.shape[1]:
         problems.append(f"model.cond_dim {cfg.cond_dim} != cache vector dim {data.conds.shape[1]}")
+    if cfg.context_tokens and data.windows < 2:
+        problems.append(f"model.context_tokens {cfg.context_tokens} needs consecutive windows to learn continuation, "
+                        "but the cache holds one window per clip (cache clips longer than one window, e.g. "
+                        "data.clip_seconds: 2 with data.sequence: true)")
     if problems:
         raise ConfigError(f"{data.directory}: the token cache does not fit the model: " + "; ".join(problems))
 
@@ -116,6 +121,7 @@ class ARTask:
                  dist: DistInfo, run_dir: Path):
         self.cfg, self.sat, self.val, self.dist, self.run_dir = cfg, sat, val, dist, run_dir
         self.classes = data.classes
+        self.windows = data.windows
         self.device = dist.device
         self.model = build_ar_model(cfg.model).to(self.device)
         self.net = wrap_ddp(LossForward(self.model), dist)
@@ -138,15 +144,35 @@ class ARTask:
             raise DataError("a cached clip has no class label (-1) but the model is class-conditioned")
         return label
 
-    def _codes(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        return list(batch["codes"].to(self.device).split(list(self.cfg.model.scales), dim=1)) \
-            if self.cfg.model.order == "scale" else self.model.unflatten(batch["codes"].to(self.device))
+    def _windows(self, batch: dict[str, Any], train: bool) -> tuple[list[torch.Tensor], dict[str, Any]]:
+        """One window's K code maps per row, and the context of a context model.
+
+        A cache of W consecutive windows trains continuation: each row takes a window drawn uniformly
+        (the last one for validation); its context is the previous window's latent, and window 0 has
+        none (the null context), so first windows stay in the mix. The cache holds each window's scales
+        one after another, whatever order the model flattens them in.
+        """
+        flat = batch["codes"].to(self.device)
+        B, W, L = flat.shape[0], self.windows, self.cfg.model.num_tokens
+        scales = list(self.cfg.model.scales)
+        if W == 1:
+            return list(flat.split(scales, dim=1)), {}
+        rows = flat.view(B, W, L)
+        w = torch.randint(W, (B,), device=self.device) if train else torch.full((B,), W - 1, device=self.device)
+        pick = torch.arange(B, device=self.device)
+        codes = list(rows[pick, w].split(scales, dim=1))
+        if self.model.context is None:
+            return codes, {}
+        previous = list(rows[pick, (w - 1).clamp(min=0)].split(scales, dim=1))
+        with torch.no_grad():
+            latent = window_latent(self.quantizer, previous)
+        return codes, {"context": latent, "context_present": w > 0}
 
     def train_step(self, batch: dict[str, Any], step: int) -> StepResult:
         self.model.train()
-        codes = self._codes(batch)
+        codes, context = self._windows(batch, train=True)
         with autocast(self.device, self.cfg.train.precision):
-            out = self.net(self._cond(batch), codes, self.quantizer)
+            out = self.net(self._cond(batch), codes, self.quantizer, **context)
         ok, norm = optimizer_step(out.loss, self.optimizer, self.model.parameters(), self.cfg.optim.grad_clip,
                                   self.device)
         advance(self.scheduler)
@@ -161,8 +187,9 @@ class ARTask:
         loader = torch.utils.data.DataLoader(self.val, batch_size=self.cfg.train.batch_size, collate_fn=collate_tokens)
         total, count = 0.0, 0
         for batch in loader:
+            codes, context = self._windows(batch, train=False)
             with autocast(self.device, self.cfg.train.precision):
-                out = self.model.loss(self._cond(batch), self._codes(batch), self.quantizer)
+                out = self.model.loss(self._cond(batch), codes, self.quantizer, **context)
             total += float(out.loss) * len(batch["codes"])
             count += len(batch["codes"])
         return total / max(count, 1)
@@ -199,9 +226,10 @@ class ARTask:
         cond, names = self.sample_conditions()
         t = self.cfg.train
         gen = torch.Generator(device=self.device).manual_seed(t.sample_seed)
+        windows = self.windows if self.model.context is not None else 1   # samples as long as the training clips
         with autocast(self.device, t.precision):
-            codes = self.model.generate(self.quantizer, cond.to(self.device), cfg=t.sample_cfg, top_k=t.sample_top_k,
-                                        top_p=t.sample_top_p, generator=gen)
+            codes = generate_windows(self.model, self.quantizer, cond.to(self.device), windows, cfg=t.sample_cfg,
+                                     top_k=t.sample_top_k, top_p=t.sample_top_p, generator=gen)
         audio = self.sat.decode(codes).float().cpu()
         out = self.run_dir / "samples" / f"step_{step:07d}"
         for i, name in enumerate(names):
@@ -229,8 +257,9 @@ def _load_tokenizer(cfg: ARTrainConfig, data: TokenCacheDataset, device: torch.d
 
     path = cfg.data.tokenizer or data.index.get("tokenizer")
     if not path:
-        if cfg.model.kind == "aar":
-            raise ConfigError("data.tokenizer: AAR training needs the SAT checkpoint the cache was made with "
+        if cfg.model.kind == "aar" or cfg.model.context_tokens:
+            needs = "AAR training" if cfg.model.kind == "aar" else "a context model (its context is a window's latent)"
+            raise ConfigError(f"data.tokenizer: {needs} needs the SAT checkpoint the cache was made with "
                               "(--tokenizer); the cache does not record one")
         return None
     sat = SAT.from_pretrained(path, map_location=device)

@@ -1,8 +1,10 @@
 """Token cache: a dataset encoded once by SAT, so AR training reads integers instead of audio.
 
 DIR/index.json  scales, codebook size, tokenizer path + sha256, classes, condition, count, shards
-DIR/shard_00000.safetensors  codes (N, L) int16/int32 (all scales concatenated), label (N,),
-                             cond (N, D) float32 when a vector conditioner was used
+DIR/shard_00000.safetensors  codes (N, W * L) int16/int32 (W windows one after another, each with all
+                             its scales concatenated), label (N,), cond (N, D) float32 when a vector
+                             conditioner was used
+Clips longer than one window (W > 1) give consecutive windows, what a context AR model trains on.
 Shards are written atomically and a re-run keeps finished shards, so an interrupted cache job
 continues where it stopped; a re-run against another tokenizer or dataset is refused.
 """
@@ -19,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..ar.windows import split_windows
 from ..checkpoint import WEIGHTS_NAME
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_with, read_json
@@ -96,7 +99,8 @@ def build_token_cache(sat: Any, dataset: Any, out: str | Path, collate: Any, con
         if changed:
             raise DataError(f"{out}: holds a token cache made with other settings ({', '.join(changed)} differ); "
                             "use a new --out directory or delete this one")
-    atomic_write_json(index_path, spec | {"complete": False})
+    windows = old.get("windows") if index_path.is_file() else None   # windows per clip, known once a clip is coded
+    atomic_write_json(index_path, spec | {"complete": False, "windows": windows})
     dtype = torch.int16 if spec["dtype"] == "int16" else torch.int32
     sat = sat.to(device).eval()
     num_shards = math.ceil(n / shard_size)
@@ -113,7 +117,13 @@ def build_token_cache(sat: Any, dataset: Any, out: str | Path, collate: Any, con
         codes, labels, conds, captions, paths = [], [], [], [], []
         for batch in loader:
             audio = batch["audio"].to(device)
-            codes.append(torch.cat(sat.encode(audio), dim=1).to(dtype).cpu())
+            windows = windows or sat.num_windows(audio.shape[-1])
+            if sat.num_windows(audio.shape[-1]) != windows:
+                raise DataError(f"{batch['path'][0]}: {audio.shape[-1]} samples make {sat.num_windows(audio.shape[-1])} "
+                                f"windows, the cache holds {windows} per clip; give every clip the same length "
+                                "(data.clip_seconds)")
+            per_window = split_windows(sat.encode(audio), sat.scales)
+            codes.append(torch.cat([c for window in per_window for c in window], dim=1).to(dtype).cpu())
             labels.append(batch["label"].long().cpu())
             cond = _encode_condition(conditioner, audio, batch["caption"], batch["path"], sat.sample_rate)
             if cond is not None:
@@ -128,7 +138,7 @@ def build_token_cache(sat: Any, dataset: Any, out: str | Path, collate: Any, con
                                      "paths": json.dumps(paths)})
         shards.append({"file": path.name, "count": hi - lo})
     bar.close()
-    atomic_write_json(index_path, spec | {"complete": True, "shards": shards})
+    atomic_write_json(index_path, spec | {"complete": True, "windows": windows or 1, "shards": shards})
     return index_path
 
 
@@ -149,7 +159,7 @@ def read_index(directory: str | Path) -> dict[str, Any]:
 
 
 class TokenCacheDataset(torch.utils.data.Dataset):
-    """Items {"codes": LongTensor (L,), "label": int, "cond": FloatTensor (D,) (vector caches), "caption"}.
+    """Items {"codes": LongTensor (W * L,), "label": int, "cond": FloatTensor (D,) (vector caches), "caption"}.
 
     All shards are loaded into memory: codes are small (455 int16 = 910 bytes per clip).
     `select` (a slice) picks a subset, e.g. the held-out tail used for validation.
@@ -176,13 +186,18 @@ class TokenCacheDataset(torch.utils.data.Dataset):
         self.labels = torch.cat(labels)[sel]
         self.conds = torch.cat(conds)[sel] if conds else None
         self.captions = captions[sel] if len(captions) == len(torch.cat(labels)) else [""] * len(self.codes)
-        if self.codes.shape[1] != sum(self.scales):
-            raise DataError(f"{self.directory}: codes have {self.codes.shape[1]} tokens per clip, "
-                            f"index says scales sum to {sum(self.scales)}")
+        if self.codes.shape[1] != self.windows * sum(self.scales):
+            raise DataError(f"{self.directory}: codes have {self.codes.shape[1]} tokens per clip, index says "
+                            f"{self.windows} window(s) of scales summing to {sum(self.scales)}")
 
     @property
     def scales(self) -> list[int]:
         return list(self.index["scales"])
+
+    @property
+    def windows(self) -> int:
+        """Consecutive windows per cached clip (1 for one-window clips and caches made before windows)."""
+        return int(self.index.get("windows", 1))
 
     @property
     def codebook_size(self) -> int:
