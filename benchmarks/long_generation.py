@@ -30,7 +30,8 @@ def main(demo: Path = typer.Option(..., help="a finished `nextscale demo --out` 
          per_class: int = typer.Option(4, help="long clips per class"),
          threads: int = typer.Option(2), device: str = typer.Option("cpu"),
          work: Path = typer.Option(Path(__file__).resolve().parent / "runs" / "long_generation"),
-         out: Path = typer.Option(RESULTS)) -> None:
+         out: Path = typer.Option(RESULTS),
+         tag: str = typer.Option("", help="appended to the results' file names (e.g. a variant)")) -> None:
     import torch
 
     from nextscale.audio import save_audio
@@ -86,7 +87,7 @@ def main(demo: Path = typer.Option(..., help="a finished `nextscale demo --out` 
         save_audio(samples / f"{name}_real.wav", real[c * per_class].cpu(), pipe.sample_rate)
     for name in ("siren", "chord"):
         i = classes.index(name) * per_class
-        plot_spectrogram(audio["long"][i].cpu(), pipe.sample_rate, out / f"long_generation_{device}_{name}.png",
+        plot_spectrogram(audio["long"][i].cpu(), pipe.sample_rate, out / f"long_generation_{device}{tag}_{name}.png",
                          title=f"{name}, {seconds:g} s generated window by window")
     report = {"benchmark": "long_generation", "machine": {"device": device, "threads": threads,
                                                           **machine_info(torch.device(device))},
@@ -95,7 +96,7 @@ def main(demo: Path = typer.Option(..., help="a finished `nextscale demo --out` 
               "one_window_demo_aar_accuracy": _demo_generated(demo), **figures,
               "targets": {"join_ratio": "<= 1.2", "per_window_accuracy_ratio": ">= 0.9 of the 1 s model's",
                           "cost_ratio": "<= 1.3"}}
-    atomic_write_json(out / f"long_generation_{device}.json", report)
+    atomic_write_json(out / f"long_generation_{device}{tag}.json", report)
     print(f"per-window accuracy {['%.2f' % a for a in figures['accuracy_per_window']]} vs one window "
           f"{figures['accuracy_one_window']:.2f}; joins {figures['join_ratio_context']['mean']:.2f} (chunked "
           f"{figures['join_ratio_independent_windows']['mean']:.2f}, real "
