@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
 from .ar.config import fit_problems
-from .ar.windows import generate_windows
+from .ar.windows import check_windows, generate_windows
 from .checkpoint import AR_KINDS, FORMAT_VERSION, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
 from .io import atomic_directory, atomic_write_json, read_json
@@ -103,12 +103,8 @@ class Pipeline:
         if not isinstance(seconds, (int, float)) or not seconds > 0 or seconds != seconds:
             raise NextscaleError(f"seconds: expected a positive number of seconds, got {seconds!r}")
         length = max(1, int(round(seconds * self.sample_rate)))
-        windows = self.sat.num_windows(length)
-        if windows > 1 and getattr(self.ar, "context", None) is None and not independent_windows:
-            raise NextscaleError(f"seconds={seconds:g}: this pipeline's {self.ar.kind} model makes single windows of "
-                                 f"{self.sat.window_samples / self.sample_rate:g} s (trained without window context, "
-                                 "model.context_tokens 0); ask for at most one window or use a model trained with "
-                                 "context tokens")
+        check_windows(self.ar, self.sat.num_windows(length), independent_windows,
+                      asked=f"seconds={seconds:g} ({self.sat.window_samples / self.sample_rate:g} s windows)")
         return length
 
     def to(self, device: str | torch.device) -> "Pipeline":

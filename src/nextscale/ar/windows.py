@@ -38,6 +38,18 @@ def split_windows(codes: Sequence[Tensor], scales: Sequence[int]) -> list[list[T
     return [[c.view(c.shape[0], windows, n)[:, w] for c, n in zip(codes, scales)] for w in range(windows)]
 
 
+def check_windows(model: torch.nn.Module, windows: int, independent: bool = False, asked: str = "") -> None:
+    """The one rule for long generation: more than one window needs a model with context tokens, unless
+    every window is made alone. `asked` names what the user asked for in the error (default: the count)."""
+    if windows < 1:
+        raise ConfigError(f"windows: must be >= 1, got {windows}")
+    if windows > 1 and getattr(model, "context", None) is None and not independent:
+        raise ConfigError(f"{asked or f'{windows} windows'}: this {getattr(model, 'kind', 'AR')} model makes single "
+                          "windows (trained without window context, model.context_tokens 0), so its windows would "
+                          "not join; ask for one window, for independent windows, or use a model trained with "
+                          "context tokens")
+
+
 @torch.no_grad()
 def generate_windows(model: torch.nn.Module, quantizer: Quantizer, cond: Tensor, windows: int,
                      step: WindowStep | None = None, independent: bool = False, **sampling) -> list[Tensor]:
@@ -48,13 +60,8 @@ def generate_windows(model: torch.nn.Module, quantizer: Quantizer, cond: Tensor,
     chunked baseline to measure the joins against; more than one window otherwise needs a model with
     context tokens.
     """
-    if windows < 1:
-        raise ConfigError(f"windows: must be >= 1, got {windows}")
+    check_windows(model, windows, independent)
     has_context = getattr(model, "context", None) is not None
-    if windows > 1 and not has_context and not independent:
-        raise ConfigError(f"{windows} windows: this {getattr(model, 'kind', 'AR')} model was trained without window "
-                          "context (model.context_tokens 0), so its windows would not join; use a model trained "
-                          "with context tokens, or ask for one window")
     step = step or (lambda c, ctx: model.generate(quantizer, c, context=ctx, **sampling))
     out, context = [], None
     for _ in range(windows):

@@ -117,9 +117,10 @@ def build_token_cache(sat: Any, dataset: Any, out: str | Path, collate: Any, con
         codes, labels, conds, captions, paths = [], [], [], [], []
         for batch in loader:
             audio = batch["audio"].to(device)
-            windows = windows or sat.num_windows(audio.shape[-1])
-            if sat.num_windows(audio.shape[-1]) != windows:
-                raise DataError(f"{batch['path'][0]}: {audio.shape[-1]} samples make {sat.num_windows(audio.shape[-1])} "
+            clip_windows = sat.num_windows(audio.shape[-1])
+            windows = windows or clip_windows
+            if clip_windows != windows:
+                raise DataError(f"{batch['path'][0]}: {audio.shape[-1]} samples make {clip_windows} "
                                 f"windows, the cache holds {windows} per clip; give every clip the same length "
                                 "(data.clip_seconds)")
             per_window = split_windows(sat.encode(audio), sat.scales)
