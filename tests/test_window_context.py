@@ -247,3 +247,24 @@ def test_long_form_figures_compare_long_clips_with_one_window_and_independent_on
     assert figures["windows"] == 3 and len(figures["accuracy_per_window"]) == 3 and figures["clips"] == 2
     assert figures["accuracy_long_mean"] == pytest.approx(float(np.mean(figures["accuracy_per_window"])))
     assert len(figures["join_ratio_context"]["per_clip"]) == 2 and figures["cost_ratio"] > 0
+
+
+def test_bad_window_settings_are_named(tmp_path):
+    from nextscale.data import DataConfig
+    from nextscale.train.ar import load_ar_train_config, train_ar
+    from tiny_models import tiny_sat
+
+    with pytest.raises(ConfigError, match=r"model\.context_dropout: must be in \[0, 1\], got 1.5"):
+        tiny(context_dropout=1.5)
+    with pytest.raises(ConfigError, match="windows: must be >= 1, got 0"):
+        generate_windows(tiny(), StandInQuantizer(SCALES), torch.tensor([0]), 0)
+    with pytest.raises(ConfigError, match="data.sequence: only the synthetic corpus renders event sequences"):
+        DataConfig(source="folder", path=str(tmp_path), sequence=True)
+    sat = tiny_sat()    # a cache that does not record its tokenizer: a context model cannot build its context
+    build_token_cache(sat, ToneData(8, samples=2 * sat.clip_samples), tmp_path / "c", collate, batch_size=8,
+                      progress=False)
+    cfg = tiny_ar_config(kind="next_token", steps=2)
+    cfg["model"] |= {"context_tokens": 4}
+    cfg["data"] = {"tokens": str(tmp_path / "c")}
+    with pytest.raises(ConfigError, match="a context model .* needs the SAT checkpoint the cache was made with"):
+        train_ar(load_ar_train_config(cfg), tmp_path / "run")
