@@ -43,6 +43,9 @@ class LossConfig:
     spectral_weight: float = 0.0  # squared error of power-law compressed magnitudes
     spectral_power: float = 0.3
     phase_weight: float = 0.0     # instantaneous frequency + group delay, weighted by magnitude
+    # any codec: compressed magnitudes of the decoded waveform at resolutions finer than the codec's frames
+    fine_spectral_weight: float = 0.0
+    fine_spectral_ffts: list[int] = dataclasses.field(default_factory=lambda: [2048, 4096])   # hop = n_fft / 4
     adversarial: bool = True
 
     def __post_init__(self) -> None:
@@ -50,7 +53,7 @@ class LossConfig:
             raise ConfigError(f"loss.mel_min_exponent/mel_max_exponent: need 2 <= min <= max, got "
                               f"{self.mel_min_exponent}, {self.mel_max_exponent}")
         for name in ("time_weight", "mel_weight", "adv_weight", "feat_weight", "commit_weight", "stft_weight",
-                     "spectral_weight", "phase_weight"):
+                     "spectral_weight", "phase_weight", "fine_spectral_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name}: must be >= 0, got {getattr(self, name)}")
         resolutions = self.mel_max_exponent - self.mel_min_exponent + 1
@@ -62,8 +65,9 @@ class LossConfig:
             raise ConfigError(f"loss.mel_bins: counts must be positive integers, got {self.mel_bins!r}")
         if not 0 < self.spectral_power <= 2:
             raise ConfigError(f"loss.spectral_power: must be in (0, 2], got {self.spectral_power}")
-        if any(n < 4 for n in self.stft_ffts):
-            raise ConfigError(f"loss.stft_ffts: each n_fft must be >= 4, got {self.stft_ffts}")
+        for name in ("stft_ffts", "fine_spectral_ffts"):
+            if any(n < 4 for n in getattr(self, name)):
+                raise ConfigError(f"loss.{name}: each n_fft must be >= 4, got {getattr(self, name)}")
 
 
 def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
@@ -122,6 +126,26 @@ def compressed_magnitude_loss(target: torch.Tensor, log_magnitude: torch.Tensor,
     weigh the loud bins, and the quickest way down is to put energy where the partials are.
     """
     return F.mse_loss((power * log_magnitude).exp(), target.abs().pow(power))
+
+
+def fine_spectral_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Sequence[int] = (2048, 4096),
+                       power: float = 0.3) -> torch.Tensor:
+    """Sum over n_fft of the mean squared error of power-compressed amplitude spectra of two waveforms.
+
+    The codec's frames (n_fft 1024 at 24 kHz: 23 Hz bins) cannot tell a low tone's harmonics from
+    a blur around them; long windows can, and the decoded waveform's fine spectrum depends on the
+    phase advance of every bin as well as its magnitude, so this term trains both to place each
+    partial at its frequency. Spectra are divided by the window's sum (a sinusoid of amplitude a
+    peaks at a / 2 at every n_fft) so resolutions weigh alike.
+    """
+    total = torch.zeros((), device=target.device)
+    a, b = target.reshape(-1, target.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
+    for n_fft in ffts:
+        window = torch.hann_window(n_fft, device=a.device)
+        x, y = (torch.stft(w, n_fft, n_fft // 4, window=window, return_complex=True).abs() / window.sum()
+                for w in (a, b))
+        total = total + F.mse_loss(y.clamp_min(1e-8).pow(power), x.clamp_min(1e-8).pow(power))
+    return total
 
 
 def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
@@ -189,6 +213,9 @@ class GeneratorLoss:
         if c.stft_weight > 0:
             terms["stft"] = multi_resolution_stft_loss(wav, out.audio, c.stft_ffts)
             total = total + c.stft_weight * terms["stft"]
+        if c.fine_spectral_weight > 0:
+            terms["fine_spectral"] = fine_spectral_loss(wav, out.audio, c.fine_spectral_ffts, c.spectral_power)
+            total = total + c.fine_spectral_weight * terms["fine_spectral"]
         if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:
             target = self.codec_stft(wav)
             log_magnitude, phase = out.spectrum
