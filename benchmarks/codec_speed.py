@@ -21,25 +21,16 @@ def main(threads: int = typer.Option(1), repeats: int = typer.Option(7),
     """Time encode and decode of 1 s for each config in CONFIGS."""
     import torch
 
+    from nextscale.bench.codec import codec_times, random_codec
+    from nextscale.bench.measure import machine_info, versions
     from nextscale.io import atomic_write_json
-    from nextscale.bench.measure import machine_info, summarize, time_repeats, versions
-    from nextscale.train.tokenizer import load_sat_train_config
-    from nextscale.tokenizer.model import SAT
 
     torch.set_num_threads(threads)
     device, rows = torch.device("cpu"), []
     for name in CONFIGS:
-        torch.manual_seed(0)
-        sat = SAT(load_sat_train_config(name).model).eval()
-        wav = 0.1 * torch.randn(1, 1, sat.clip_samples)
-        with torch.inference_mode():
-            sat.train()(wav.repeat(8, 1, 1))          # seeds the codebooks, as the first training step does
-            sat.eval()
-            codes = sat.encode(wav)
-            encode = summarize(time_repeats(lambda: sat.encode(wav), device, warmup=2, repeats=repeats))
-            decode = summarize(time_repeats(lambda: sat.decode(codes), device, warmup=2, repeats=repeats))
-        rows.append({"config": name, "codec": sat.config.codec, "parameters": sum(p.numel() for p in sat.parameters()),
-                     "encode_ms": 1000 * encode["median_s"], "decode_ms": 1000 * decode["median_s"]})
+        times = codec_times(random_codec(name, device), 1, device, warmup=2, repeats=repeats)
+        rows.append({"config": name, "codec": times["codec"], "parameters": times["parameters"],
+                     "encode_ms": 1000 * times["encode_s"], "decode_ms": 1000 * times["decode_s"]})
         print(f"{name:16s} {rows[-1]['codec']:8s} {rows[-1]['parameters']:>11,d} params  "
               f"encode {rows[-1]['encode_ms']:7.1f} ms  decode {rows[-1]['decode_ms']:7.1f} ms", flush=True)
     report = {"benchmark": "codec_speed", "machine": {"device": "cpu", "threads": threads, **machine_info(device)},

@@ -1,8 +1,8 @@
 """The fast generation path gives the tokens of eager `generate` for the same seed, compiled or not.
 
-torch.compile runs with backend="aot_eager" here: it exercises dynamo's graph capture of the step
-(what inductor and CUDA graphs build on) at a cost the 2-core CI can afford; inductor itself takes
-about a minute for a 4-scale AAR on that machine (it gave the same tokens when checked by hand).
+torch.compile runs with backend="aot_eager" or a graph-counting backend here: they exercise dynamo's
+graph capture (what inductor and CUDA graphs build on) at a cost the 2-core CI can afford; inductor
+itself, the CPU fast path, takes ~40 s for a 4-scale AAR on that machine (the slow test below).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from nextscale.ar.next_scale import AAR
 from nextscale.ar.next_token import NextTokenAR
 from nextscale.errors import ConfigError, NextscaleError
 from nextscale.tokenizer.msrq import MSRQ
+from graph_counter import GraphCounter
 
 SCALES = [1, 2, 3, 5]
 V, C, COND = 32, 4, 8
@@ -106,3 +107,42 @@ def test_cuda_graph_replay_is_reproducible(kind):
     assert_same_codes(fast(cond, g), first)          # replay follows the registered generator's seed
     g.manual_seed(6)
     assert any(not torch.equal(a, b) for a, b in zip(fast(cond, g), first))
+
+
+LONG = [1, 2, 4, 8, 16, 40]     # 71 next-token steps: more than a plan compiled whole
+
+
+@pytest.mark.parametrize("kind,order,scales,most", [("aar", "scale", SCALES, 1), ("next_token", "scale", LONG, 3)])
+def test_compiled_generation_has_no_graph_breaks(kind, order, scales, most):
+    """AAR compiles as one graph (setup, steps, codes); a long next-token plan compiles its step, as a couple of
+    graphs (the int position becomes dynamic)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    q, m = quantizer(scales), model(kind, order, scales)
+    counter = GraphCounter()
+    fast = FastGenerator(m, q, compile=True, backend=counter, **SAMPLING)
+    assert fast.compile_scope == ("generation" if kind == "aar" else "step")
+    cond = torch.randn(2, COND)
+    assert_same_codes(fast(cond, torch.Generator().manual_seed(4)), eager_codes(m, q, cond, 4))
+    assert 1 <= counter.graphs <= most
+
+
+def test_compiled_generation_still_checks_class_ids():
+    q = quantizer()
+    torch.manual_seed(1)
+    cfg = ARConfig(kind="aar", depth=1, width=16, heads=2, scales=SCALES, codebook_size=V, latent_dim=C,
+                   condition="class", num_classes=3, cond_dim=COND)
+    fast = FastGenerator(AAR(cfg).eval(), q, compile=True, backend=GraphCounter(), **SAMPLING)
+    with pytest.raises(ConfigError, match="class ids"):
+        fast(torch.tensor([0, 7]))
+
+
+@pytest.mark.slow
+def test_inductor_generation_on_cpu_equals_eager():
+    """The CPU fast path itself (inductor, C++ wrapper, one graph per generation): eager's tokens for a seed."""
+    q, m = quantizer(), model("aar")
+    cond = torch.randn(2, COND)
+    fast = FastGenerator(m, q, compile=True, **SAMPLING)
+    for seed in (11, 12):
+        assert_same_codes(fast(cond, torch.Generator().manual_seed(seed)), eager_codes(m, q, cond, seed))

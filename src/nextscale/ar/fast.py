@@ -4,17 +4,27 @@ Both AR models implement one generation interface (`ARBackbone`: `setup` -> cond
 parameters, static KV cache, output buffers; `generation_plan`; a per-scale / per-token `step`
 that never reads a tensor on the host; `codes`). `FastGenerator` runs that loop itself so it can
 
-- wrap the step with `torch.compile` (`compile=True`): AAR compiles one graph per scale (shapes
-  differ per scale); the next-token step runs in its static form (whole-cache attention with a causal
-  row mask) and gets its CFG weight as a 0-d tensor, so it compiles to a couple of graphs instead
-  of one per position. Eager next-token steps attend to the filled prefix only, its fastest form. The sampler's draw from a `torch.Generator` is not traceable by dynamo: the
-  step compiles as a graph before and after the draw, and the tokens equal eager ones bit for bit;
+- compile with `torch.compile` (`compile=True`). A short plan (AAR: one step per scale, 16) compiles
+  as one graph: setup, every step and the codes. Per-step graphs were slower than eager on CPU: dynamo
+  keeps one cached graph per scale and checks their guards in turn before each call, ~1 ms per step
+  for a tiny model. A long plan (the next-token baselines, 455 / 750 steps) compiles its step instead,
+  in its static form (whole-cache attention with a causal row mask, the CFG weight as a 0-d tensor),
+  so it becomes a couple of graphs instead of one per position. Eager next-token steps attend to the
+  filled prefix only, its fastest form. The sampler's draw from a `torch.Generator` is not traceable
+  by dynamo, so this loop draws every step's uniforms first (the same calls on the same generator, in
+  step order, so the same numbers) and hands them to the steps: no graph breaks. The tokens are eager's
+  bit for bit when the compiled graph computes the logits bit for bit (backend "aot_eager"). Inductor
+  fuses and reorders float32 arithmetic: logits differ by ~1e-8, and a near tie in the sampler (two
+  logits within that of each other swap ranks in top-k) can pick another token, after which the clips
+  part. Measured: the tiny AAR's tokens equal eager's (tests); a random-weight tiny next-token model
+  (455 steps, flat logits) parted at token 428;
 - capture the whole generation — setup, every step, sampling — as one CUDA graph (`cuda_graph=True`),
   replayed for each new condition copied into a static buffer. Random numbers stay reproducible: the
   generator is registered with the graph (graph-safe Philox), so seeding it before a call fixes the
   tokens. Condition vectors are needed for capture: class ids are range-checked on the host.
 
-The baseline gets exactly the same treatment as AAR, so a speed ratio compares like with like.
+The baseline gets the same options as AAR, each in the form that suits a plan of its length, so a
+speed ratio compares like with like.
 """
 from __future__ import annotations
 
@@ -25,7 +35,11 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, NextscaleError
 from .config import Quantizer
+from .sampling import noise_width, uniform_noise
 from .transformer import ARBackbone
+
+
+WHOLE_GENERATION_STEPS = 64   # plans up to this many steps compile as one graph; longer ones step by step
 
 
 def raise_compile_limits(steps: int) -> None:
@@ -40,18 +54,27 @@ def raise_compile_limits(steps: int) -> None:
         conf.accumulated_recompile_limit = max(conf.accumulated_recompile_limit, 4 * (steps + 8))
 
 
+def compile_options(model: nn.Module, backend: str | Callable, mode: str | None) -> dict[str, Any] | None:
+    """Inductor options for a model on CPU: the C++ wrapper, which calls a generation's hundreds of small
+    kernels from C++ rather than Python (tiny AAR at batch 1: 33 -> 28 ms per clip, eager 45 ms, on a
+    loaded 2-core VM). None elsewhere, and when a `mode` is given (torch takes a mode or options)."""
+    if backend != "inductor" or mode is not None or next(model.parameters()).device.type != "cpu":
+        return None
+    return {"cpp_wrapper": True}
+
+
 class FastGenerator:
     """`gen(cond, generator) -> list of K LongTensors (B, n_k)`, like `model.generate`, but faster.
 
-    compile: torch.compile the per-step function (`backend`, `mode` passed through; use
-    backend="aot_eager" for a cheap check of graph capture on CPU). cuda_graph: capture the whole
-    generation once per (batch, dtype, generator) and replay it. Both keep the tokens of eager
-    generation for the same seed.
+    compile: torch.compile the generation (a short plan) or its step (a long one); `backend` and `mode`
+    are passed through (backend="aot_eager" checks graph capture cheaply on CPU). cuda_graph: capture
+    the whole generation once per (batch, dtype, generator) and replay it. Both draw eager generation's
+    random numbers for a seed (inductor's float rounding can still part the tokens: module docstring).
     """
 
     def __init__(self, model: nn.Module, quantizer: Quantizer, *, cfg: float = 4.0, top_k: int = 200,
                  top_p: float = 0.95, temperature: float = 1.0, compile: bool = False,
-                 cuda_graph: bool = False, backend: str = "inductor", mode: str | None = None):
+                 cuda_graph: bool = False, backend: str | Callable = "inductor", mode: str | None = None):
         if not isinstance(model, ARBackbone):
             raise ConfigError(f"fast generation: unsupported model kind {getattr(model, 'kind', None)!r} "
                               f"({type(model).__name__} is not an AR model: expected AAR or NextTokenAR)")
@@ -62,11 +85,18 @@ class FastGenerator:
         self.sampling = (top_k, top_p, temperature)
         self.compiled = compile
         self.cuda_graph = cuda_graph
+        self.compile_scope = None if not compile else (
+            "generation" if len(self.plan) <= WHOLE_GENERATION_STEPS else "step")
         self._step: Callable[..., tuple[Tensor, Tensor]] = model.step
+        self._generate: Callable[..., list[Tensor]] = self.generate_from_noise
         self._weights: Tensor | None = None
         if compile:
             raise_compile_limits(len(self.plan))
-            self._step = torch.compile(model.step, backend=backend, mode=mode)
+            options = compile_options(model, backend, mode)
+            if self.compile_scope == "generation":
+                self._generate = torch.compile(self.generate_from_noise, backend=backend, mode=mode, options=options)
+            else:
+                self._step = torch.compile(model.step, backend=backend, mode=mode, options=options)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
         self._static_cond: Tensor | None = None
@@ -89,14 +119,27 @@ class FastGenerator:
 
     @torch.no_grad()
     def run(self, cond: Tensor, generator: torch.Generator | None = None, context: Tensor | None = None) -> list[Tensor]:
-        """One generation through the (possibly compiled) step, without graph capture; `context` is the
+        """One generation through the (possibly compiled) loop, without graph capture; `context` is the
         previous window's latent for a model with context tokens."""
+        if self.compile_scope == "generation":
+            self.model.cond_embed.check(cond)       # the compiled setup skips it: its host read would split the graph
+        noises = self.noises(cond.shape[0], cond.device, generator)
+        return self._generate(cond, context, self._guidance(cond.device), noises)
+
+    def generate_from_noise(self, cond: Tensor, context: Tensor | None, weights: list[Any],
+                            noises: list[Tensor | None]) -> list[Tensor]:
+        """Setup, every step of the plan with its CFG weight and uniforms, codes: what a short plan compiles."""
         top_k, top_p, temperature = self.sampling
         state = self.model.setup(self.quantizer, cond, self.guided, static=self.static, context=context)
-        weights = self._guidance(cond.device)
-        outputs = [self._step(state, self.quantizer, index, t, top_k, top_p, temperature, generator)[0]
-                   for (index, _), t in zip(self.plan, weights)]
+        outputs = [self._step(state, self.quantizer, index, t, top_k, top_p, temperature, None, noise)[0]
+                   for (index, _), t, noise in zip(self.plan, weights, noises)]
         return self.model.codes(state, outputs)
+
+    def noises(self, batch: int, device: torch.device, generator: torch.Generator | None) -> list[Tensor | None]:
+        """The uniforms every step would draw from `generator`, drawn here in step order (None when greedy)."""
+        width = noise_width(self.model.config.codebook_size, *self.sampling)
+        return [uniform_noise((batch, self.model.step_length(index), width), device, generator) if width else None
+                for index, _ in self.plan]
 
     def __call__(self, cond: Tensor, generator: torch.Generator | None = None,
                  context: Tensor | None = None) -> list[Tensor]:

@@ -27,11 +27,15 @@ class ARLoss(NamedTuple):
 
 
 def per_segment_mean(values: Tensor, segment_of: Tensor, segments: int) -> Tensor:
-    """Mean of (B, L) values over each segment id in `segment_of` (L,) -> (segments,)."""
+    """Mean of (B, L) values over each segment id in `segment_of` (L,) -> (segments,).
+
+    Counts by index_add rather than bincount, whose output length depends on the data (a graph break
+    in a compiled training step).
+    """
     sums = torch.zeros(segments, device=values.device, dtype=torch.float32)
     sums.index_add_(0, segment_of, values.float().sum(0))
-    counts = torch.bincount(segment_of, minlength=segments).clamp(min=1) * values.shape[0]
-    return sums / counts
+    counts = torch.zeros_like(sums).index_add_(0, segment_of, torch.ones_like(segment_of, dtype=torch.float32))
+    return sums / (counts.clamp(min=1) * values.shape[0])
 
 
 def check_codes(codes: Sequence[Tensor], lengths: Sequence[int], vocab: int) -> None:
@@ -101,18 +105,28 @@ class AAR(Pretrained, ARBackbone):
             raise ConfigError(f"condition batch {c.shape[0]} != inputs batch {inputs.shape[0]}")
         start = c[:, None] + self.pos_start
         x = torch.cat((start.expand(inputs.shape[0], -1, -1), self.word_embed(inputs.to(self.word_embed.weight.dtype))), dim=1)
-        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.attn_mask)
+        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.sequence_mask())
 
     def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer, context: Tensor | None = None,
              context_present: Tensor | None = None) -> ARLoss:
         """Cross-entropy over all L tokens with per-scale loss and accuracy (for logging)."""
-        cfg = self.config
-        check_quantizer(cfg, quantizer)
-        check_codes(codes, cfg.scales, cfg.codebook_size)
+        return self.batch_loss(cond, *self.prepare_batch(cond, codes, quantizer), context, context_present)
+
+    def prepare_batch(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer) -> tuple[Tensor, Tensor]:
+        """Checks that read values on the host, and the teacher-forcing inputs (no gradient flows through them):
+        the part of a training step that stays eager. Returns (inputs (B, L - n_0, C), target (B, L))."""
+        check_quantizer(self.config, quantizer)
+        check_codes(codes, self.config.scales, self.config.codebook_size)
+        self.cond_embed.check(cond)
         with torch.no_grad():
             inputs = quantizer.teacher_forcing_inputs(list(codes))
+        return inputs, torch.cat(list(codes), dim=1)
+
+    def batch_loss(self, cond: Tensor, inputs: Tensor, target: Tensor, context: Tensor | None = None,
+                   context_present: Tensor | None = None) -> ARLoss:
+        """Forward and loss of a prepared batch: no host reads, so torch.compile captures it as one graph."""
         logits = self(cond, inputs, context, context_present)
-        return token_loss(logits, torch.cat(list(codes), dim=1), self.levels, len(cfg.scales))
+        return token_loss(logits, target, self.levels, len(self.config.scales))
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False,
@@ -134,8 +148,11 @@ class AAR(Pretrained, ARBackbone):
         K = len(self.bounds)
         return [(k, guidance_weight(cfg, k, K)) for k in range(K)]
 
+    def step_length(self, k: int) -> int:
+        return self.config.scales[k]
+
     def step(self, state: ScaleGenerationState, quantizer: Quantizer, k: int, t: float, top_k: int, top_p: float,
-             temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+             temperature: float, generator: torch.Generator | None, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Scale k: its n_k tokens through the blocks, guided logits, sample, update f_hat and next input.
 
         Shapes depend only on k, and nothing reads a tensor value on the host.
@@ -145,7 +162,7 @@ class AAR(Pretrained, ARBackbone):
         logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + start, off + end)
         if state.guided:
             logits = guide(logits, state.batch, t)
-        idx = sample_logits(logits, top_k, top_p, temperature, generator)
+        idx = sample_logits(logits, top_k, top_p, temperature, generator, noise)
         state.f_hat = state.f_hat + quantizer.embed(k, idx).float()
         if k + 1 < len(self.bounds):
             nxt = self.word_embed(quantizer.next_input(state.f_hat, k).to(self.word_embed.weight.dtype))

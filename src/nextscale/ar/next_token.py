@@ -80,17 +80,28 @@ class NextTokenAR(Pretrained, ARBackbone):
             raise ConfigError(f"condition batch {c.shape[0]} != tokens batch {tokens.shape[0]}")
         prev = self.token_embed(tokens[:, :-1] + self.levels[:-1] * cfg.codebook_size)
         x = torch.cat(((c[:, None] + self.pos_start), prev), dim=1)
-        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.attn_mask)
+        return self.run(self.with_context(x + self.level_pos(), context, context_present), c, self.sequence_mask())
 
     def loss(self, cond: Tensor, codes: Sequence[Tensor], quantizer: Quantizer | None = None,
              context: Tensor | None = None, context_present: Tensor | None = None) -> ARLoss:
         """Cross-entropy over all L tokens with per-level loss and accuracy."""
-        cfg = self.config
+        return self.batch_loss(cond, *self.prepare_batch(cond, codes, quantizer), context, context_present)
+
+    def prepare_batch(self, cond: Tensor, codes: Sequence[Tensor],
+                      quantizer: Quantizer | None = None) -> tuple[Tensor, Tensor]:
+        """Checks that read values on the host, and the flattened tokens, which are both the inputs and the
+        target: the part of a training step that stays eager. Returns (tokens (B, L), tokens (B, L))."""
         if quantizer is not None:
-            check_quantizer(cfg, quantizer)
-        check_codes(codes, cfg.scales, cfg.codebook_size)
+            check_quantizer(self.config, quantizer)
+        check_codes(codes, self.config.scales, self.config.codebook_size)
+        self.cond_embed.check(cond)
         target = self.flatten(codes)
-        return token_loss(self(cond, target, context, context_present), target, self.levels, len(cfg.scales))
+        return target, target
+
+    def batch_loss(self, cond: Tensor, inputs: Tensor, target: Tensor, context: Tensor | None = None,
+                   context_present: Tensor | None = None) -> ARLoss:
+        """Forward and loss of a prepared batch: no host reads, so torch.compile captures it as one graph."""
+        return token_loss(self(cond, inputs, context, context_present), target, self.levels, len(self.config.scales))
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
@@ -110,8 +121,12 @@ class NextTokenAR(Pretrained, ARBackbone):
         levels, K = self.levels.tolist(), len(self.config.scales)
         return [(i, guidance_weight(cfg, level, K)) for i, level in enumerate(levels)]
 
+    def step_length(self, i: int) -> int:
+        return 1
+
     def step(self, state: TokenGenerationState, quantizer: Quantizer | None, i: int, t: float, top_k: int,
-             top_p: float, temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+             top_p: float, temperature: float, generator: torch.Generator | None,
+             noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Token i: one position through the blocks, guided logits, sample, build input i+1.
 
         A static state attends over the whole cache with a causal row mask, so every step has the
@@ -123,7 +138,7 @@ class NextTokenAR(Pretrained, ARBackbone):
                                  off + L if static else off + i + 1, mask)
         if state.guided:
             logits = guide(logits, state.batch, t)
-        idx = sample_logits(logits, top_k, top_p, temperature, generator)   # (B, 1)
+        idx = sample_logits(logits, top_k, top_p, temperature, generator, noise)   # (B, 1)
         state.out[:, i:i + 1] = idx
         if i + 1 < L:
             nxt = self.token_embed(idx + self.levels[i] * self.config.codebook_size)

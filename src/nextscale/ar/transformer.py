@@ -7,14 +7,16 @@ computed once per clip (`modulation`) and handed to every call of the block.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from . import kernels
 from .config import ARConfig, Quantizer
 
 Modulation = tuple[Tensor, ...]
@@ -59,14 +61,15 @@ class Attention(nn.Module):
             k = F.normalize(k, dim=-1)
         return q, k, v
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | Any | None) -> Tensor:
         scale = 1.0 if self.cosine else None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        out = kernels.attend(q, k, v, mask, scale)
         B, H, L, D = out.shape
         return self.proj(out.transpose(1, 2).reshape(B, L, H * D))
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Full-sequence attention (training / teacher forcing); `mask` is boolean, True = attend."""
+    def forward(self, x: Tensor, mask: Tensor | Any | None = None) -> Tensor:
+        """Full-sequence attention (training / teacher forcing); `mask` is boolean (True = attend) or a
+        FlexAttention block mask (`ar.kernels`)."""
         q, k, v = self._qkv(x)
         return self._attend(q, k, v, mask)
 
@@ -108,7 +111,7 @@ class AdaLNBlock(nn.Module):
         """(B, W) condition embedding -> 6 tensors of shape (B, 1, W)."""
         return self.ada(cond).view(-1, 1, 6, self.width).unbind(2)
 
-    def forward(self, x: Tensor, mod: Modulation, mask: Tensor | None = None,
+    def forward(self, x: Tensor, mod: Modulation, mask: Tensor | Any | None = None,
                 cache: KVCache | None = None, start: int = 0, visible: int = 0) -> Tensor:
         gamma1, gamma2, scale1, scale2, shift1, shift2 = mod
         h = self.norm(x) * (1 + scale1) + shift1
@@ -153,8 +156,10 @@ class ConditionEmbedding(nn.Module):
         self.fc1 = nn.Linear(cfg.cond_dim, cfg.width, bias=False)
         self.fc2 = nn.Linear(cfg.width, cfg.width, bias=False)
 
-    def vectors(self, cond: Tensor) -> Tensor:
-        """Check `cond` and turn it into (B, cond_dim) float vectors."""
+    def check(self, cond: Tensor | None) -> None:
+        """Shape and dtype of `cond`, and class ids in range (one host read per batch)."""
+        if cond is None:
+            return
         if self.kind == "class":
             if cond.dtype not in (torch.int64, torch.int32) or cond.dim() != 1:
                 raise ConfigError(f"condition: expected a LongTensor of class ids with shape (B,), "
@@ -163,10 +168,20 @@ class ConditionEmbedding(nn.Module):
             if bool(bad.any()):  # one check per batch, outside any generation loop
                 raise ConfigError(f"condition: class ids must be in [0, {self.num_classes}), "
                                   f"got {cond[bad][:5].tolist()}")
-            return self.table(cond.long())
-        if not cond.is_floating_point() or cond.dim() != 2 or cond.shape[1] != self.cond_dim:
+        elif not cond.is_floating_point() or cond.dim() != 2 or cond.shape[1] != self.cond_dim:
             raise ConfigError(f"condition: expected a float tensor (B, {self.cond_dim}), "
                               f"got {tuple(cond.shape)} {cond.dtype}")
+
+    def vectors(self, cond: Tensor) -> Tensor:
+        """Check `cond` and turn it into (B, cond_dim) float vectors.
+
+        Inside a compiled region the check is skipped (its host read would split the graph): the compiled
+        training step runs `check` before it (`prepare_batch`).
+        """
+        if not torch.compiler.is_compiling():
+            self.check(cond)
+        if self.kind == "class":
+            return self.table(cond.long())
         return cond.to(self.fc1.weight.dtype)
 
     def embed(self, vectors: Tensor) -> Tensor:
@@ -296,6 +311,29 @@ class ARBackbone(nn.Module):
         self.blocks = nn.ModuleList(AdaLNBlock(cfg) for _ in range(cfg.depth))
         self.head = AdaLNHead(cfg)
         self.context = ContextEmbedding(cfg) if cfg.context_tokens else None
+        self.block_mask: Any = None   # FlexAttention's form of attn_mask, once use_attention_kernel("flex") ran
+
+    def use_attention_kernel(self, kernel: str, backward: bool = True) -> str:
+        """Attention kernel of full-sequence passes: "sdpa" (boolean mask) or "flex" (FlexAttention block mask).
+
+        Call it after moving the model to its device. Returns the kernel in use: "flex" falls back to "sdpa",
+        with a warning naming the reason, where FlexAttention cannot run (`backward`: train) on that device.
+        """
+        if kernel not in kernels.KERNELS:
+            raise ConfigError(f"attention kernel: expected one of {', '.join(kernels.KERNELS)}, got {kernel!r}")
+        self.block_mask = None
+        if kernel == "sdpa":
+            return kernel
+        problem = kernels.flex_problem(self.attn_mask.device, backward)
+        if problem is not None:
+            warnings.warn(f"attention kernel 'flex': {problem}; using 'sdpa' with a boolean mask", stacklevel=2)
+            return "sdpa"
+        self.block_mask = kernels.block_mask(self.attn_mask)
+        return kernel
+
+    def sequence_mask(self) -> Tensor | Any:
+        """The mask of a full-sequence pass: the block mask when FlexAttention is in use, else `attn_mask`."""
+        return self.attn_mask if self.block_mask is None else self.block_mask
 
     def check_context(self, context: Tensor | None) -> None:
         if context is not None and self.context is None:
@@ -355,8 +393,10 @@ class ARBackbone(nn.Module):
 
     # ---- generation: the interface both models implement, and the one loop that drives it ----------
     # setup(quantizer, cond, guided, static) -> state; generation_plan(cfg) -> [(step index, CFG weight)];
-    # step(state, quantizer, index, t, top_k, top_p, temperature, generator) -> (tokens, guided logits),
-    # with shapes that depend only on the index and no host reads (compile / CUDA-graph friendly);
+    # step(state, quantizer, index, t, top_k, top_p, temperature, generator, noise=None) -> (tokens, guided
+    # logits), with shapes that depend only on the index and no host reads (compile / CUDA-graph friendly);
+    # `noise`, the sampler's uniforms (B, step_length(index), sampling.noise_width(...)), drawn by the caller,
+    # replaces the draw from `generator` (what keeps a compiled step one graph);
     # codes(state, per-step tokens) -> K LongTensors (B, n_k). `ar.fast.FastGenerator` drives the same.
     # `context` is the previous window's latent f_hat (B, C, T) for a model with context tokens, or None.
     def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
@@ -366,8 +406,13 @@ class ARBackbone(nn.Module):
     def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
         raise NotImplementedError
 
+    def step_length(self, index: int) -> int:
+        """Tokens step `index` samples per row (n_k of a scale, or 1)."""
+        raise NotImplementedError
+
     def step(self, state: GenerationState, quantizer: Quantizer | None, index: int, t: float, top_k: int,
-             top_p: float, temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+             top_p: float, temperature: float, generator: torch.Generator | None,
+             noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def codes(self, state: GenerationState, outputs: list[Tensor]) -> list[Tensor]:

@@ -161,15 +161,20 @@ def build_contenders(depth: str, settings: BenchSettings, device: torch.device) 
     return contenders
 
 
-def time_contender(c: Contender, batch: int, settings: BenchSettings, device: torch.device) -> dict[str, Any]:
-    """Time one contender at one batch size; returns the JSON row (without the speed-up)."""
+def time_contender(c: Contender, batch: int, settings: BenchSettings, device: torch.device,
+                   decode: bool = True) -> dict[str, Any]:
+    """Time one contender at one batch size; returns the JSON row (without the speed-up).
+
+    decode=False times the transformer and sampler alone (the codes, without the SAT decoder).
+    """
     g = torch.Generator(device=device).manual_seed(settings.seed)
     dtype = next(c.fast.model.parameters()).dtype
     cond = torch.randn(batch, COND_DIM, generator=g, device=device).to(dtype)
 
     @torch.no_grad()
-    def clip() -> torch.Tensor:
-        return c.sat.decode(c.fast(cond, g))
+    def clip() -> Any:
+        codes = c.fast(cond, g)
+        return c.sat.decode(codes) if decode else codes
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None   # how shared the machine was
     memory = PeakMemory(device)

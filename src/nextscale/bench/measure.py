@@ -38,12 +38,70 @@ KNOWN_BANDWIDTH: list[tuple[str, float]] = [
 ]
 
 
+# Dense (no sparsity) bf16 tensor-core peak FLOP/s, matched like KNOWN_BANDWIDTH. Only bf16: fp32 peaks
+# depend on whether TF32 is on, and CPUs have no published figure that fits every SKU, so MFU there is unknown.
+KNOWN_PEAK_BF16_FLOPS: list[tuple[str, float]] = [
+    ("H200", 989e12),
+    ("H100 NVL", 835e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),           # SXM5
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),           # SXM and PCIe, 40 and 80 GB
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("RTX 4090", 165e12),       # with fp32 accumulation
+    ("RTX 3090", 71e12),
+]
+
+
+def _lookup(table: list[tuple[str, float]], device_name: str) -> float | None:
+    for key, value in table:
+        if key.lower() in device_name.lower():
+            return value
+    return None
+
+
 def known_bandwidth(device_name: str) -> float | None:
     """Published peak memory bandwidth for a GPU name, or None (CPUs and unknown GPUs)."""
-    for key, bandwidth in KNOWN_BANDWIDTH:
-        if key.lower() in device_name.lower():
-            return bandwidth
-    return None
+    return _lookup(KNOWN_BANDWIDTH, device_name)
+
+
+def known_peak_flops(device_name: str, precision: str) -> float | None:
+    """Published dense peak FLOP/s of a GPU at `precision` ("bf16"), or None (unknown: CPUs, fp32, unlisted GPUs)."""
+    return _lookup(KNOWN_PEAK_BF16_FLOPS, device_name) if precision == "bf16" else None
+
+
+def _cpu_attention_flops() -> dict[Any, Callable[..., int]]:
+    """torch's counter knows the GPU attention kernels; the CPU flash kernel gets the same formulas here."""
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    def forward(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out: Any, query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    table: dict[Any, Callable[..., int]] = {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        table[aten._scaled_dot_product_flash_attention_for_cpu] = forward
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        table[aten._scaled_dot_product_flash_attention_for_cpu_backward] = backward
+    return table
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of the matrix products and attention `fn` runs (forward and, if it calls backward, backward).
+
+    Elementwise work is not counted, the usual convention for MFU. Run `fn` eagerly: compiled regions and
+    FlexAttention are not all counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False, custom_mapping=_cpu_attention_flops()) as counter:
+        fn()
+    return int(counter.get_total_flops())
 
 
 def floor_seconds(bytes_per_step: float, steps: int, bandwidth: float | None) -> float | None:

@@ -9,19 +9,19 @@ COLUMNS = ["depth", "params", "model", "steps", "batch", "time (median ± IQR)",
            "next-scale speed-up", "peak memory", "floor"]
 
 
-def _ms(seconds: float | None) -> str:
+def fmt_ms(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
     return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
 
 
-def _bytes(n: int | None) -> str:
+def fmt_bytes(n: int | None) -> str:
     if n is None:
         return "n/a"
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def _params(n: int) -> str:
+def fmt_params(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} k"
 
 
@@ -31,10 +31,10 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
         ratio = r.get("speedup_of_next_scale")
         speedup = "—" if r["model"] == "next_scale" or ratio is None else f"{ratio:.1f}×"
         n = len(r["times_s"])
-        time = f"{_ms(r['median_s'])} ± {_ms(r['iqr_s'])}" if n > 1 else f"{_ms(r['median_s'])} (1 run)"
-        out.append([str(r["depth"]), _params(r["parameters"]), MODEL_LABELS.get(r["model"], r["model"]),
+        time = f"{fmt_ms(r['median_s'])} ± {fmt_ms(r['iqr_s'])}" if n > 1 else f"{fmt_ms(r['median_s'])} (1 run)"
+        out.append([str(r["depth"]), fmt_params(r["parameters"]), MODEL_LABELS.get(r["model"], r["model"]),
                     str(r["steps"]), str(r["batch"]), time, f"{r['clips_per_s']:.2f}", f"{r['rtf']:.3f}",
-                    speedup, _bytes(r["peak_memory_bytes"]), _ms(r["floor_s"])])
+                    speedup, fmt_bytes(r["peak_memory_bytes"]), fmt_ms(r["floor_s"])])
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -49,6 +49,9 @@ class ARLoopConfig(TrainConfig):
     sample_top_k: int = 0
     sample_top_p: float = 0.0
     sample_seed: int = 0
+    # fast paths (same loss and gradients as the plain step, tests/test_train_fast_paths.py)
+    compile: bool = False                           # torch.compile the step's forward + loss (inductor)
+    attention_kernel: Literal["sdpa", "flex"] = "sdpa"   # flex: FlexAttention block mask where it can train
 
 
 @dataclasses.dataclass
@@ -60,14 +63,21 @@ class ARTrainConfig:
 
 
 class LossForward(nn.Module):
-    """Makes `model.loss(...)` the forward of a module, so DDP sees it (and syncs its gradients)."""
+    """Makes `model.loss(...)` the forward of a module, so DDP sees it (and syncs its gradients).
 
-    def __init__(self, model: nn.Module):
+    `backend` (e.g. "inductor") compiles the loss: `model.prepare_batch` (host-side checks, teacher-forcing
+    inputs) runs as it is, then `model.batch_loss`, forward and cross-entropy, runs as one compiled graph.
+    """
+
+    def __init__(self, model: nn.Module, backend: str | Callable | None = None):
         super().__init__()
         self.model = model
+        self.compiled = None if backend is None else torch.compile(model.batch_loss, backend=backend)
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model.loss(*args, **kwargs)
+    def forward(self, cond: Any, codes: Any, quantizer: Any = None, **context: Any) -> Any:
+        if self.compiled is None:
+            return self.model.loss(cond, codes, quantizer, **context)
+        return self.compiled(cond, *self.model.prepare_batch(cond, codes, quantizer), **context)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -124,7 +134,8 @@ class ARTask:
         self.windows = data.windows
         self.device = dist.device
         self.model = build_ar_model(cfg.model).to(self.device)
-        self.net = wrap_ddp(LossForward(self.model), dist)
+        self.attention_kernel = self.model.use_attention_kernel(cfg.train.attention_kernel)
+        self.net = wrap_ddp(LossForward(self.model, "inductor" if cfg.train.compile else None), dist)
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(decay_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
                                            eps=o.eps)
