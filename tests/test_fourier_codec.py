@@ -154,10 +154,45 @@ def test_cumulative_phase_with_zero_deviation_gives_the_closed_form_sinusoid():
     audio = dec.synthesize(log_magnitude, dec.phase_of(torch.zeros_like(log_magnitude)))[0, 0]
     s = torch.arange(frames * hop, dtype=torch.float64)
     pad = (n_fft - hop) // 2
-    window = dec.stft.window.double()
-    gain = [dec.stft._overlap_add(w.expand(1, frames, -1))[0, pad: pad + frames * hop] for w in (window, window ** 2)]
+    window = dec.stft.parts[0].window.double()
+    gain = [dec.stft.parts[0]._overlap_add(w.expand(1, frames, -1))[0, pad: pad + frames * hop] for w in (window, window ** 2)]
     expected = 2 * m / n_fft * torch.cos(2 * math.pi * k * (s + pad + hop) / n_fft) * gain[0] / gain[1]
     torch.testing.assert_close(audio, expected, atol=1e-6, rtol=0)      # float32 window and bin advances
     direct = FourierDecoder(n_fft, hop, width=8, layers=1, mlp_ratio=1.0, dimension=4, phase="direct").double()
     incoherent = direct.synthesize(log_magnitude, torch.rand_like(log_magnitude) * 2 * math.pi)[0, 0]
     assert (incoherent - expected).abs().max() > 0.1 * expected.abs().max()
+
+
+def test_two_resolution_stft_stacks_bins_and_its_inverse_sums_the_exact_inverses():
+    from nextscale.tokenizer.fourier import MultiSTFT, SameSTFT
+
+    wav = torch.randn(2, 1, 1600, dtype=torch.float64)
+    one, two = MultiSTFT([240], 80).double(), MultiSTFT([240, 560], 80).double()
+    torch.testing.assert_close(one(wav), SameSTFT(240, 80).double()(wav))
+    spec = two(wav)
+    assert spec.shape == (2, 121 + 281, 20)
+    torch.testing.assert_close(spec[:, 121:], SameSTFT(560, 80).double()(wav))
+    torch.testing.assert_close(two.inverse(spec), 2 * wav)         # each resolution alone inverts exactly
+    torch.testing.assert_close(two.bin_advance()[121 + 7, 0].double(),
+                               torch.tensor(math.remainder(2 * math.pi * 7 * 80 / 560, 2 * math.pi) % (2 * math.pi),
+                                            dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_sat_with_a_long_second_stft_codes_and_decodes_and_rejects_a_shorter_one():
+    from nextscale.errors import ConfigError
+    from nextscale.tokenizer.model import SAT, SATConfig
+
+    small = dict(codec="fourier", n_fft=480, hop=240, sample_rate=16000, clip_seconds=0.48, convnext_width=16,
+                 convnext_layers=1, dimension=8, latent_dim=8, codebook_size=16, num_scales=3, kmeans_iters=1,
+                 fourier_phase="cumulative")
+    sat = SAT(SATConfig(**small, fourier_long_n_fft=960)).eval()
+    assert sat.decoder.head.out_channels == 2 * (241 + 481)
+    wav = 0.1 * torch.randn(1, 1, sat.clip_samples)
+    with torch.no_grad():
+        out = sat(wav)
+        torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio)
+    assert out.spectrum[0].shape[1] == 241 + 481
+    with pytest.raises(ConfigError, match="fourier_long_n_fft"):
+        SATConfig(**small, fourier_long_n_fft=480)
+    with pytest.raises(ConfigError, match="n_fft - hop must be even"):
+        SATConfig(**small, fourier_long_n_fft=961)

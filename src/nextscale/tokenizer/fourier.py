@@ -8,6 +8,11 @@ makes pitch and harmonics easy to learn (the Vocos idea, applied to both sides o
 Framing is "same": the signal is zero-padded on the right to T * hop samples and reflect-padded
 by (n_fft - hop) / 2 on each side, so the STFT has exactly T frames, and the inverse STFT
 (overlap-add, divided by the summed squared window) gives back exactly T * hop samples.
+
+One window length cannot serve clicks and low tones at once (a 1024-sample window blurs a low
+tone's harmonics, a 2048-sample one smears a click), so the codec can run two STFTs with the same
+hop (`MultiSTFT`): the encoder sees both, the decoder predicts both and sums their inverses, and
+learns which sounds go to which.
 """
 from __future__ import annotations
 
@@ -68,6 +73,41 @@ class SameSTFT(nn.Module):
         return out.reshape(batch, -1)[:, : (count - 1) * self.hop + self.n_fft]
 
 
+class MultiSTFT(nn.Module):
+    """SameSTFTs of several window lengths, one hop: (B, 1, S) <-> (B, sum of bins, T), spectra stacked along bins.
+
+    The inverse splits the bins back, inverts each resolution and sums the signals; with one
+    n_fft it is exactly `SameSTFT`.
+    """
+
+    def __init__(self, n_ffts: list[int], hop: int):
+        super().__init__()
+        self.parts = nn.ModuleList(SameSTFT(n, hop) for n in n_ffts)
+        self.bins = [n // 2 + 1 for n in n_ffts]
+        self.hop = hop
+
+    @property
+    def total_bins(self) -> int:
+        return sum(self.bins)
+
+    def bin_advance(self) -> torch.Tensor:
+        """(sum of bins, 1): each bin's centre-frequency phase advance over one hop, for cumulative phase."""
+        advances = [torch.remainder(2 * math.pi * torch.arange(p.n_fft // 2 + 1, dtype=torch.float64) * self.hop
+                                    / p.n_fft, 2 * math.pi) for p in self.parts]
+        return torch.cat(advances).float()[:, None]
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p(wav) for p in self.parts], dim=1)
+
+    def inverse(self, spec: torch.Tensor) -> torch.Tensor:
+        return sum(p.inverse(part) for p, part in zip(self.parts, spec.split(self.bins, dim=1)))
+
+
+def resolutions(n_fft: int, long_n_fft: int) -> list[int]:
+    """The codec's window lengths: n_fft, plus long_n_fft when it is set (> 0)."""
+    return [n_fft] + ([long_n_fft] if long_n_fft else [])
+
+
 class ConvNeXtBlock(nn.Module):
     """Depthwise conv (k7) -> LayerNorm -> MLP (GELU) -> layer-scaled residual, on (B, C, T)."""
 
@@ -119,11 +159,11 @@ class FourierEncoder(nn.Module):
     log_center, log_scale = -5.0, 4.0       # maps the floor to about -1.6 and full scale (|X| ~ 50) to ~2.2
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
-                 phase: bool = False):
+                 phase: bool = False, long_n_fft: int = 0):
         super().__init__()
-        self.stft = SameSTFT(n_fft, hop)
+        self.stft = MultiSTFT(resolutions(n_fft, long_n_fft), hop)
         self.phase = phase
-        bins = n_fft // 2 + 1
+        bins = self.stft.total_bins
         # per-frame projection of the spectral features: the blocks' k7 depthwise convs give the context
         self.backbone = ConvNeXtStack((3 if phase else 1) * bins, width, layers, mlp_ratio, embed_kernel=1)
         self.out = nn.Conv1d(width, dimension, 1)
@@ -152,19 +192,18 @@ class FourierDecoder(nn.Module):
     initial_log_magnitude = math.log(1e-2)  # start near a quiet spectrum, not a loud flat one (|X| = 1 per bin)
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
-                 phase: str = "direct"):
+                 phase: str = "direct", long_n_fft: int = 0):
         super().__init__()
         if phase not in ("direct", "cumulative"):
             raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {phase!r}")
         self.phase = phase
-        self.stft = SameSTFT(n_fft, hop)
+        self.stft = MultiSTFT(resolutions(n_fft, long_n_fft), hop)
+        bins = self.stft.total_bins
         self.backbone = ConvNeXtStack(dimension, width, layers, mlp_ratio)
-        self.head = nn.Conv1d(width, 2 * (n_fft // 2 + 1), 1)
+        self.head = nn.Conv1d(width, 2 * bins, 1)
         _init(self.head)
-        nn.init.constant_(self.head.bias[: n_fft // 2 + 1], self.initial_log_magnitude)
-        bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
-        advance = torch.remainder(2 * math.pi * bins * hop / n_fft, 2 * math.pi)
-        self.register_buffer("bin_advance", advance.float()[:, None], persistent=False)
+        nn.init.constant_(self.head.bias[:bins], self.initial_log_magnitude)
+        self.register_buffer("bin_advance", self.stft.bin_advance(), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.synthesize(*self.predict(z))

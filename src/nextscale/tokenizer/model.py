@@ -54,6 +54,7 @@ class SATConfig:
     convnext_mlp_ratio: float = 3.0
     fourier_phase: Literal["direct", "cumulative"] = "direct"   # see FourierDecoder
     fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
+    fourier_long_n_fft: int = 0              # > 0: a second, longer STFT beside n_fft (see fourier.MultiSTFT)
     # MSRQ
     latent_dim: int = 64
     codebook_size: int = 1024
@@ -92,6 +93,11 @@ class SATConfig:
             from .fourier import check_framing
 
             check_framing(self.n_fft, self.hop_length)
+            if self.fourier_long_n_fft:
+                if self.fourier_long_n_fft <= self.n_fft:
+                    raise ConfigError(f"model.fourier_long_n_fft: the second STFT must be longer than model.n_fft "
+                                      f"({self.n_fft}), got {self.fourier_long_n_fft}; 0 turns it off")
+                check_framing(self.fourier_long_n_fft, self.hop_length)
             if self.fourier_phase not in ("direct", "cumulative"):
                 raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {self.fourier_phase!r}")
             for name in ("convnext_width", "convnext_layers", "convnext_mlp_ratio"):
@@ -134,6 +140,7 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
 
         parts = dict(n_fft=config.n_fft, hop=config.hop_length, width=config.convnext_width,
                      layers=config.convnext_layers, mlp_ratio=config.convnext_mlp_ratio, dimension=config.dimension)
+        parts["long_n_fft"] = config.fourier_long_n_fft
         return (FourierEncoder(**parts, phase=config.fourier_encoder_phase),
                 FourierDecoder(**parts, phase=config.fourier_phase))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
