@@ -45,8 +45,9 @@ def test_encode_then_decode_round_trip(ckpt, tmp_path):
     codes_path = tmp_path / "codes.safetensors"
     _ok(["encode", wav_path, "-o", codes_path, "--checkpoint", ckpt, "--device", "cpu"])
     sat = SAT.from_pretrained(ckpt)
-    codes, num = load_codes(codes_path, sat)
-    assert num == 6000 and [tuple(c.shape) for c in codes] == [(3, n) for n in sat.scales]   # 3 windows, one row each
+    stored = load_codes(codes_path, sat)
+    codes, num = stored.codes, stored.num_samples
+    assert num == 6000 and stored.overlap == 0 and [tuple(c.shape) for c in codes] == [(3, n) for n in sat.scales]   # 3 windows, one row each
     wav = load_audio(wav_path)
     in_memory = sat.encode(wav[None])                 # the whole file at once: (1, 3 * n_k) per scale
     assert all(torch.equal(a.reshape(1, -1), b) for a, b in zip(codes, in_memory))
@@ -63,6 +64,27 @@ def test_encode_then_decode_round_trip(ckpt, tmp_path):
     coarse, _ = sf.read(preview, dtype="float32")
     expected = sat.decode(in_memory[:2], length=6000).reshape(-1).clamp(-1, 1)
     assert (torch.from_numpy(coarse) - expected).abs().max().item() <= 1.0 / 32768 + 1e-6
+
+
+def test_encode_with_an_overlap_records_it_and_decode_crossfades_with_it(ckpt, tmp_path):
+    wav_path = _tone(tmp_path / "tone.wav")
+    codes_path = tmp_path / "codes.safetensors"
+    _ok(["encode", wav_path, "-o", codes_path, "--checkpoint", ckpt, "--overlap", "3", "--device", "cpu"])
+    sat = SAT.from_pretrained(ckpt)
+    stored = load_codes(codes_path, sat)
+    wav = load_audio(wav_path)
+    # 19 latent frames in windows of 8 every 5 frames: 4 windows (3 side by side)
+    assert stored.overlap == 3 and stored.codes[0].shape[0] == sat.num_windows(6000, 3) == 4
+    assert all(torch.equal(a.reshape(1, -1), b) for a, b in zip(stored.codes, sat.encode(wav[None], overlap=3)))
+    out = tmp_path / "out.wav"
+    _ok(["decode", codes_path, "-o", out, "--checkpoint", ckpt, "--device", "cpu"])
+    decoded, _ = sf.read(out, dtype="float32")
+    expected = sat.decode([c.reshape(1, -1) for c in stored.codes], length=6000, overlap=3).reshape(-1).clamp(-1, 1)
+    assert (torch.from_numpy(decoded) - expected).abs().max().item() <= 1.0 / 32768 + 1e-6
+    for bad in ("-1", "5"):
+        result = runner.invoke(app, ["encode", str(wav_path), "-o", str(tmp_path / "x.safetensors"), "--checkpoint",
+                                     str(ckpt), "--overlap", bad, "--device", "cpu"])
+        assert isinstance(result.exception, ConfigError) and "overlap: must be 0..4" in str(result.exception)
 
 
 def test_reconstruct_file_and_folder(ckpt, tmp_path):

@@ -64,7 +64,8 @@ def test_class_option_and_errors(pipeline_dir, tmp_path):
     assert (tmp_path / "b" / "bell_00.wav").is_file()
     for args, message in ((["violin"], "unknown class 'violin'"), ([], "PROMPT or --class"),
                           (["tone", "--class", "tone"], "not both"), (["tone", "--top-p", "2"], "top_p"),
-                          (["tone", "--seconds", "0.1"], "makes single windows")):
+                          (["tone", "--seconds", "0.1"], "makes single windows"),
+                          (["tone", "--overlap", "99"], "overlap: must be 0..")):
         result = run(*args, "--checkpoint", pipeline_dir, "-o", tmp_path / "c", "--device", "cpu")
         assert isinstance(result.exception, NextscaleError) and message in str(result.exception)
     assert not (tmp_path / "c" / "settings.json").exists()

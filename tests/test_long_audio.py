@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from nextscale.errors import ConfigError
+from nextscale.errors import CheckpointError, ConfigError, DataError
 from nextscale.eval.joins import join_discontinuity, join_mask, join_ratio
 from nextscale.tokenizer.codec_io import decode_codes, encode_audio, load_codes, save_codes
+from nextscale.tokenizer.layout import WindowLayout
 from nextscale.tokenizer.model import SAT, SATConfig
 from tiny_models import tiny_sat
 
@@ -95,8 +96,9 @@ def test_long_codes_round_trip_through_a_file(tmp_path):
     codes = encode_audio(sat, wav)
     assert [tuple(c.shape) for c in codes] == [(4, n) for n in sat.scales]
     path = save_codes(tmp_path / "long.safetensors", sat, codes, wav.shape[-1])
-    loaded, num = load_codes(path, sat)
-    assert num == wav.shape[-1] and all(torch.equal(a, b) for a, b in zip(codes, loaded))
+    stored = load_codes(path, sat)
+    loaded, num = stored.codes, stored.num_samples
+    assert num == wav.shape[-1] and stored.overlap == 0 and all(torch.equal(a, b) for a, b in zip(codes, loaded))
     audio = decode_codes(sat, loaded, num)
     assert audio.shape == wav.shape
     torch.testing.assert_close(audio, by_hand(sat, wav[None])[1][0], rtol=1e-5, atol=1e-6)
@@ -113,6 +115,130 @@ def test_codes_that_do_not_cover_the_same_windows_fail_clearly():
         sat.decode([codes[0], codes[1], codes[2][:, :-1]])
     with pytest.raises(ConfigError, match=r"codes: expected 1\.\.4 scales, got 5"):
         sat.decode(codes + codes[:1])
+
+
+# ---- overlapping windows, crossfaded ---------------------------------------------------------
+
+def crossfade_by_hand(latents: list[torch.Tensor], overlap: int) -> torch.Tensor:
+    """W window latents (B, C, T) -> (B, C, F), written out frame by frame: at shared frame i of o the later
+    window weighs (i + 1/2) / o and the earlier one the rest."""
+    T, stride = latents[0].shape[-1], latents[0].shape[-1] - overlap
+    out = latents[0].new_zeros(*latents[0].shape[:2], (len(latents) - 1) * stride + T)
+    for w, x in enumerate(latents):
+        for t in range(T):
+            weight = 1.0
+            if w > 0 and t < overlap:
+                weight = (t + 0.5) / overlap
+            if w < len(latents) - 1 and t >= T - overlap:
+                weight = 1 - (t - (T - overlap) + 0.5) / overlap
+            out[..., w * stride + t] += weight * x[..., t]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_crossfade_weights_sum_to_exactly_one(dtype):
+    for T, overlap in ((25, 1), (25, 7), (25, 12), (75, 7), (75, 37)):
+        layout = WindowLayout(T, overlap)
+        for windows in (1, 2, 5):
+            ones = layout.join(torch.ones(windows, 1, T, dtype=dtype), 1)
+            assert ones.shape[-1] == layout.total_frames(windows) and torch.equal(ones, torch.ones_like(ones))
+        rise = layout.fade_in()
+        assert (rise > 0).all() and (rise < 1).all() and (rise.diff() > 0).all()
+
+
+def test_layout_places_windows_every_t_minus_o_frames_and_names_bad_overlaps():
+    layout = WindowLayout(75, 7)
+    assert layout.stride == 68 and layout.total_frames(11) == 755 and layout.num_windows(750) == 11
+    assert [layout.num_windows(f) for f in (1, 75, 76, 143, 144)] == [1, 1, 2, 2, 3]
+    assert WindowLayout(75).num_windows(750) == 10 and layout.frame_spans(3) == [(68, 75), (136, 143)]
+    assert layout.count(755) == 11 and layout.count(754) is None
+    for bad in (-1, 38, 75, 2.5, True):
+        with pytest.raises(ConfigError, match="overlap: "):
+            WindowLayout(75, bad)
+
+
+@pytest.mark.parametrize("overlap", [1, 5, 12])
+@torch.no_grad()
+def test_decode_of_overlapping_codes_equals_the_crossfade_by_hand(overlap):
+    sat = tiny_fourier().double()             # T = 25 frames
+    g = torch.Generator().manual_seed(overlap)
+    windows = 3
+    codes = [torch.randint(0, sat.codebook_size, (2, windows * n), generator=g) for n in sat.scales]
+    per_window = [[c.view(2, windows, n)[:, w] for c, n in zip(codes, sat.scales)] for w in range(windows)]
+    f_hat = crossfade_by_hand([sat.quantizer.f_hat_from_codes(pw) for pw in per_window], overlap)
+    reference = sat.decoder(sat.quantizer.project_out(f_hat))
+    audio = sat.decode(codes, overlap=overlap)
+    assert audio.shape[-1] == sat.output_samples(windows, overlap) == (2 * (25 - overlap) + 25) * sat.hop_length
+    torch.testing.assert_close(audio, reference[..., : audio.shape[-1]], rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(sat.decode_latent(f_hat, overlap=overlap), audio, rtol=1e-9, atol=1e-10)
+    x = torch.randn(2 * windows, 3, 25, dtype=torch.float64, generator=g)    # the layout alone, to rounding
+    torch.testing.assert_close(sat.layout(overlap).join(x, 2), crossfade_by_hand(list(x.view(2, windows, 3, 25)
+                                                                                      .unbind(1)), overlap),
+                               rtol=0, atol=1e-15)
+
+
+@torch.no_grad()
+def test_overlap_zero_is_todays_side_by_side_layout_bit_for_bit():
+    sat = tiny_fourier()
+    torch.manual_seed(5)
+    wav = 0.3 * torch.randn(2, 1, int(2.5 * sat.clip_samples))
+    codes = sat.encode(wav)
+    assert all(torch.equal(a, b) for a, b in zip(codes, sat.encode(wav, overlap=0)))
+    T = sat.num_frames
+    rows = [c.reshape(-1, n) for c, n in zip(codes, sat.scales)]              # the layout before overlaps
+    latent = sat.quantizer.decode(rows).reshape(2, -1, sat.config.dimension, T).transpose(1, 2).reshape(2, -1, 3 * T)
+    assert torch.equal(sat.decode(codes, overlap=0), sat.decoder(latent)[..., : 3 * sat.clip_samples])
+
+
+@torch.no_grad()
+def test_overlapping_encode_quantises_the_windows_every_t_minus_o_frames():
+    sat = tiny_fourier().double()
+    torch.manual_seed(6)
+    wav = 0.3 * torch.randn(1, 1, int(2.5 * sat.clip_samples), dtype=torch.float64)
+    overlap, T = 5, sat.num_frames
+    codes = sat.encode(wav, overlap=overlap)
+    frames = -(-wav.shape[-1] // sat.hop_length)                               # 63 frames: windows at 0, 20, 40
+    windows = 1 + -(-(frames - T) // (T - overlap))
+    assert windows == 3 and [tuple(c.shape) for c in codes] == [(1, windows * n) for n in sat.scales]
+    padded = torch.nn.functional.pad(wav, (0, (2 * (T - overlap) + T) * sat.hop_length - wav.shape[-1]))
+    z = sat.encoder(padded)
+    by_window = [sat.quantizer.encode(z[..., w * (T - overlap): w * (T - overlap) + T]) for w in range(windows)]
+    assert all(torch.equal(c, torch.cat([bw[k] for bw in by_window], 1)) for k, c in enumerate(codes))
+    assert sat.decode(codes, length=wav.shape[-1], overlap=overlap).shape == wav.shape
+
+
+def test_overlapping_codes_round_trip_through_a_file_and_bad_files_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    sat = tiny_fourier()
+    torch.manual_seed(7)
+    wav = 0.3 * torch.randn(1, int(3.2 * sat.clip_samples))
+    codes = encode_audio(sat, wav, overlap=10)
+    assert codes[0].shape[0] == sat.num_windows(wav.shape[-1], 10) == 5            # 80 frames, every 15
+    path = save_codes(tmp_path / "o.safetensors", sat, codes, wav.shape[-1], overlap=10)
+    stored = load_codes(path, sat)
+    assert stored.overlap == 10 and stored.num_samples == wav.shape[-1]
+    assert all(torch.equal(a, b) for a, b in zip(codes, stored.codes))
+    torch.testing.assert_close(decode_codes(sat, stored.codes, stored.num_samples, stored.overlap),
+                               sat.decode([c.reshape(1, -1) for c in codes], wav.shape[-1], overlap=10)[0])
+    with pytest.raises(ConfigError, match="at overlap 0 make 4 windows, the codes hold 5"):
+        save_codes(tmp_path / "x.safetensors", sat, codes, wav.shape[-1])
+
+    def write(name: str, overlap: str | None, rows: int = 5) -> str:
+        meta = {"num_samples": str(wav.shape[-1])} | ({"overlap": overlap} if overlap is not None else {})
+        save_file({f"codes_{k:02d}": c[:rows].contiguous() for k, c in enumerate(codes)}, str(tmp_path / name),
+                  metadata=meta)
+        return str(tmp_path / name)
+
+    assert load_codes(write("before_overlaps.safetensors", None, rows=4), sat).overlap == 0   # files from before
+    with pytest.raises(DataError, match="holds 5 windows, but its .* samples at overlap 0 make 4"):
+        load_codes(write("mismatch.safetensors", "0"), sat)
+    with pytest.raises(CheckpointError, match=r"overlap: must be 0\.\.12 latent frames .* got 20"):
+        load_codes(write("too_wide.safetensors", "20"), sat)
+    with pytest.raises(DataError, match="overlap '-3' is not a whole number"):
+        load_codes(write("negative.safetensors", "-3"), sat)
+    with pytest.raises(ConfigError, match="overlap: must be 0..12"):
+        sat.decode([c.reshape(1, -1) for c in codes], overlap=13)
 
 
 # ---- the join metric ------------------------------------------------------------------------
@@ -142,3 +268,22 @@ def test_join_metric_is_one_for_a_seamless_tone_and_high_for_a_jump_at_every_joi
         join_discontinuity(tone[:window], sr, window)
     with pytest.raises(ConfigError, match="window_samples must be >= 1, got 0"):
         join_discontinuity(tone, sr, 0)
+
+
+def test_join_metric_with_an_overlap_looks_at_the_shared_stretch_and_its_centre():
+    # hop 10, reach 6: a join at 50 shared for 20 samples takes changes centred in 44..76 (t = 4..7)
+    assert join_mask(10, [50], hop=10, reach=6, span=20).nonzero()[0].tolist() == [4, 5, 6, 7]
+    sr, window, overlap = 24000, 6000, 1200
+    t = torch.arange(4 * window) / sr
+    hiss = 0.003 * torch.randn(4 * window, generator=torch.Generator().manual_seed(0))   # a steady change elsewhere
+    tone = 0.3 * torch.sin(2 * torch.pi * 440.0 * t) + hiss
+    seamless = join_discontinuity(tone, sr, window, overlap)
+    assert seamless["ratio"] == pytest.approx(1.0, abs=0.2) and seamless["ratio_centre"] == pytest.approx(1.0, abs=0.2)
+    jumps = tone.clone()
+    stride = window - overlap
+    for j in range(stride, 4 * window - 256 - overlap, stride):
+        jumps[j + overlap // 2:] *= -1          # a click in the middle of every shared stretch
+    clicked = join_discontinuity(jumps, sr, window, overlap)
+    assert clicked["ratio_centre"] > 3.0 and clicked["ratio"] > 1.2
+    with pytest.raises(ConfigError, match=r"overlap_samples must be in \[0, 6000\), got 6000"):
+        join_discontinuity(tone, sr, window, window)

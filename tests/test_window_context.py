@@ -13,7 +13,7 @@ from ar_standin import StandInQuantizer
 from nextscale.ar import AAR, ARConfig
 from nextscale.ar.next_token import NextTokenAR
 from nextscale.ar.transformer import context_frames, guidance_weight
-from nextscale.ar.windows import generate_windows, join_windows, split_windows, window_latent
+from nextscale.ar.windows import context_before, generate_windows, join_windows, split_windows, window_latent
 from nextscale.errors import ConfigError, DataError, NextscaleError
 from nextscale.train.token_cache import TokenCacheDataset, build_token_cache
 from train_data import ToneData, collate, tiny_ar_config
@@ -99,8 +99,8 @@ def test_windows_join_window_after_window_and_split_back():
         split_windows([joined[0], joined[1][:, :5], *joined[2:]], SCALES)
 
 
-def test_each_window_continues_the_latent_of_the_one_before():
-    model, q = tiny(), StandInQuantizer(SCALES)
+def recording_step(model, q):
+    """A window step that records the context each window got and the codes it made (seeded per window)."""
     seen, made = [], []
 
     def step(cond, context):
@@ -109,6 +109,12 @@ def test_each_window_continues_the_latent_of_the_one_before():
                                    context=context))
         return made[-1]
 
+    return step, seen, made
+
+
+def test_each_window_continues_the_latent_of_the_one_before():
+    model, q = tiny(), StandInQuantizer(SCALES)
+    step, seen, made = recording_step(model, q)
     codes = generate_windows(model, q, torch.tensor([0, 1]), 3, step=step)
     assert seen[0] is None and len(seen) == 3
     for w in (1, 2):
@@ -119,6 +125,32 @@ def test_each_window_continues_the_latent_of_the_one_before():
     assert seen == [None, None]
     with pytest.raises(ConfigError, match="trained without window context"):
         generate_windows(tiny(context_tokens=0), q, torch.tensor([0]), 2)
+
+
+def test_overlapping_windows_continue_the_joined_latent_up_to_their_start():
+    """T = 8, overlap 2: windows start at frames 0, 6, 12. Window 1's context is window 0's first 6 frames
+    after 2 copies of its first frame; window 2's is frames 4..11: window 0's 4, 5, the crossfade at 6, 7,
+    and window 1's frames 2..5."""
+    model, q = tiny(), StandInQuantizer(SCALES)
+    step, seen, made = recording_step(model, q)
+    codes = generate_windows(model, q, torch.tensor([0, 1]), 3, step=step, overlap=2)
+    assert all(torch.equal(a, b) for a, b in zip(codes, join_windows(made)))
+    a, b = window_latent(q, made[0]), window_latent(q, made[1])
+    assert seen[0] is None
+    assert torch.equal(seen[1], torch.cat([a[..., :1], a[..., :1], a[..., :6]], -1))
+    rise = torch.tensor([0.25, 0.75])                                  # (i + 1/2) / o
+    shared = a[..., 6:] * (1 - rise) + b[..., :2] * rise
+    torch.testing.assert_close(seen[2], torch.cat([a[..., 4:6], shared, b[..., 2:6]], -1), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"overlap: must be 0\.\.4 latent frames for windows of 8 frames"):
+        generate_windows(model, q, torch.tensor([0]), 2, overlap=5)
+
+
+def test_side_by_side_context_is_the_last_window_bit_for_bit():
+    from nextscale.tokenizer.layout import WindowLayout
+
+    latents = [latent(seed=s) for s in range(3)]
+    assert torch.equal(context_before(WindowLayout(8), latents, 3), latents[2])
+    assert torch.equal(context_before(WindowLayout(8), latents, 1), latents[0])
 
 
 def _two_window_cache(tmp_path, n: int = 24):
@@ -163,7 +195,10 @@ def test_context_aar_learns_to_continue_on_consecutive_windows(tmp_path):
     seconds = 3 * sat.clip_samples / sat.sample_rate
     out = pipe.generate(["tone", "bell"], seconds=seconds, cfg=1.0, top_k=0, top_p=0.0, seed=0)
     assert out.audio.shape == (2, 1, 3 * sat.clip_samples) and torch.isfinite(out.audio).all()
-    assert [c.shape for c in out.codes] == [(2, 3 * n) for n in sat.scales]
+    # the default overlap, a sixth of the 20-frame window: 3 frames, so 4 windows make 3 windows' audio
+    assert out.overlap == 3 and [c.shape for c in out.codes] == [(2, 4 * n) for n in sat.scales]
+    side_by_side = pipe.generate(["tone", "bell"], seconds=seconds, cfg=1.0, top_k=0, top_p=0.0, seed=0, overlap=0)
+    assert [c.shape for c in side_by_side.codes] == [(2, 3 * n) for n in sat.scales]
     again = pipe.generate(["tone", "bell"], seconds=seconds, cfg=1.0, top_k=0, top_p=0.0, seed=0)
     assert torch.equal(out.audio, again.audio)
 
@@ -247,6 +282,21 @@ def test_long_form_figures_compare_long_clips_with_one_window_and_independent_on
     assert figures["windows"] == 3 and len(figures["accuracy_per_window"]) == 3 and figures["clips"] == 2
     assert figures["accuracy_long_mean"] == pytest.approx(float(np.mean(figures["accuracy_per_window"])))
     assert len(figures["join_ratio_context"]["per_clip"]) == 2 and figures["cost_ratio"] > 0
+
+    overlap = pipe.sat.num_frames // 4                                 # 5 of 20 frames: 4 windows for 3 windows' audio
+    out = pipe.generate(["tone", "chord"], seconds=3 * window / pipe.sample_rate, overlap=overlap, cfg=1.0, top_k=0,
+                        top_p=0.0, seed=0)
+    assert out.overlap == overlap and out.audio.shape == (2, 1, 3 * window)
+    assert [c.shape for c in out.codes] == [(2, 4 * n) for n in pipe.sat.scales]
+    assert torch.equal(pipe.sat.decode(out.codes, length=3 * window, overlap=overlap), out.audio)
+    assert pipe.generate(["tone"], seconds=3 * window / pipe.sample_rate, cfg=1.0, seed=0).overlap == 3   # a sixth
+    with pytest.raises(NextscaleError, match=r"overlap: must be 0\.\.10 latent frames"):
+        pipe.generate(["tone"], seconds=1.0, overlap=11)
+    figures, audio = long_form_figures(pipe, SignBackend(window), ["tone", "chord"], 3 * window / pipe.sample_rate,
+                                       cfg=1.0, top_k=0, top_p=0.0, overlap=overlap, repeats=2)
+    assert figures["overlap_frames"] == overlap and figures["generated_windows"] == 4 and figures["windows"] == 3
+    assert audio["long"].shape == audio["independent_crossfaded"].shape == (2, 1, 3 * window)
+    assert "centre_mean" in figures["join_ratio_context"] and "join_ratio_independent_crossfaded" in figures
 
 
 def test_bad_window_settings_are_named(tmp_path):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .ar.conditioning import Conditioner, build_conditioner, check_prompts
 from .ar.config import fit_problems
-from .ar.windows import check_windows, generate_windows
+from .ar.windows import check_windows, default_overlap, generate_windows
 from .checkpoint import AR_KINDS, FORMAT_VERSION, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError, NextscaleError
 from .io import atomic_directory, atomic_write_json, read_json
@@ -29,6 +29,11 @@ TOKENIZER_DIR = "tokenizer"
 AR_DIR = "ar"
 # what generation uses when neither the caller nor the pipeline (pipeline.json "sampling") says otherwise
 DEFAULT_SAMPLING: dict[str, float] = {"cfg": 4.0, "top_k": 200, "top_p": 0.95, "temperature": 1.0}
+# On CPU the decoder runs fastest on up to about this many latent frames a call (rows x frames): with 2 threads
+# the demo's Fourier SAT decodes 48 clips of 10 s in one call at 3.6 ms per window and row, in calls of 4 clips
+# at 2.0, as fast as one-window clips (the activations of the big call miss the caches; 48 one-window clips:
+# 2.0 ms in one call or in calls of 16).
+CPU_DECODE_FRAMES = 3000
 
 
 @dataclass
@@ -38,8 +43,9 @@ class GenerationOutput:
     audio: Tensor                          # (B, 1, S) float32
     prompts: list[str]
     sample_rate: int
-    codes: list[Tensor] | None = None      # K LongTensors (B, n_k)
+    codes: list[Tensor] | None = None      # K LongTensors (B, W * n_k): W windows, one for a clip
     previews: list[Tensor] | None = None   # previews[k] (B, 1, S) decoded from scales 0..k
+    overlap: int = 0                       # latent frames the windows share: `sat.decode(codes, overlap=...)`
 
 
 def compatibility_problems(sat: Any, ar: Any, conditioner: Conditioner) -> list[str]:
@@ -97,13 +103,20 @@ class Pipeline:
         """Length S of a generated clip (the tokenizer's clip length)."""
         return int(self.sat.clip_samples)
 
-    def length_of(self, seconds: float, independent_windows: bool = False) -> int:
+    def overlap_of(self, overlap: int | None) -> int:
+        """The windows' overlap in latent frames: the given one (checked against the tokenizer's windows) or,
+        when None, `ar.windows.default_overlap` of the window."""
+        overlap = default_overlap(self.sat.num_frames) if overlap is None else overlap
+        self.sat.layout(overlap)
+        return overlap
+
+    def length_of(self, seconds: float, independent_windows: bool = False, overlap: int | None = None) -> int:
         """Samples in `seconds` of audio; more than one window needs an AR model trained with context tokens
         (unless the windows are asked to be independent)."""
         if not isinstance(seconds, (int, float)) or not seconds > 0 or seconds != seconds:
             raise NextscaleError(f"seconds: expected a positive number of seconds, got {seconds!r}")
         length = max(1, int(round(seconds * self.sample_rate)))
-        check_windows(self.ar, self.sat.num_windows(length), independent_windows,
+        check_windows(self.ar, self.sat.num_windows(length, self.overlap_of(overlap)), independent_windows,
                       asked=f"seconds={seconds:g} ({self.sat.window_samples / self.sample_rate:g} s windows)")
         return length
 
@@ -148,13 +161,14 @@ class Pipeline:
 
     def __call__(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
                  top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16, return_codes: bool = False,
-                 previews: bool = False, progress: bool | None = None, seconds: float | None = None
-                 ) -> Tensor | GenerationOutput:
+                 previews: bool = False, progress: bool | None = None, seconds: float | None = None,
+                 overlap: int | None = None) -> Tensor | GenerationOutput:
         """One clip per prompt → audio (B, 1, S); a GenerationOutput instead when codes or previews
         are asked for. Sampling settings left None come from `sampling_settings`. The same seed
         gives the same audio on the same device and batch size."""
         out = self.generate(prompts, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
-                            batch_size=batch_size, previews=previews, progress=progress, seconds=seconds)
+                            batch_size=batch_size, previews=previews, progress=progress, seconds=seconds,
+                            overlap=overlap)
         if not return_codes:
             out.codes = None
         return out if (return_codes or previews) else out.audio
@@ -163,12 +177,14 @@ class Pipeline:
     def generate(self, prompts: Sequence[str] | str, cfg: float | None = None, top_k: int | None = None,
                  top_p: float | None = None, temperature: float | None = None, seed: int = 0, batch_size: int = 16,
                  previews: bool = False, progress: bool | None = None, seconds: float | None = None,
-                 independent_windows: bool = False) -> GenerationOutput:
+                 independent_windows: bool = False, overlap: int | None = None) -> GenerationOutput:
         """Like calling the pipeline, but always returns audio and codes (and previews if asked).
 
         `seconds` longer than one window generates window after window, each continuing the previous
         one (a model trained with context tokens), and decodes the joined codes once; codes are then
         per scale (B, W * n_k), window after window, as `SAT.encode` writes them for long audio.
+        `overlap`: latent frames neighbouring windows share, crossfaded in decoding (None: a sixth of a
+        window, `ar.windows.default_overlap`; 0: side by side); the output records it.
         `independent_windows` makes each window alone: the chunked floor that joins are measured against.
         """
         prompts = check_prompts(prompts)
@@ -176,8 +192,9 @@ class Pipeline:
         cfg, top_k, top_p, temperature = (settings[k] for k in ("cfg", "top_k", "top_p", "temperature"))
         top_k = int(top_k)
         check_sampling(cfg, top_k, top_p, temperature, batch_size)
-        length = self.num_samples if seconds is None else self.length_of(seconds, independent_windows)
-        windows = self.sat.num_windows(length)
+        overlap = self.overlap_of(overlap)
+        length = self.num_samples if seconds is None else self.length_of(seconds, independent_windows, overlap)
+        windows = self.sat.num_windows(length, overlap)
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(seed))
         chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
@@ -188,17 +205,27 @@ class Pipeline:
             with autocast(device):
                 chunk_codes = generate_windows(self.ar, self.sat.quantizer, cond, windows, cfg=cfg, top_k=top_k,
                                                top_p=top_p, temperature=temperature, generator=generator,
-                                               independent=independent_windows)
-            audio.append(self.sat.decode(chunk_codes, length=length).float())
+                                               independent=independent_windows, overlap=overlap)
+            audio.append(self.decode(chunk_codes, length, overlap))
             codes.append(chunk_codes)
             if previews:
-                scale_audio.append([self.sat.decode(chunk_codes[:k + 1], length=length).float()
-                                    for k in range(len(chunk_codes))])
+                scale_audio.append([self.decode(chunk_codes[:k + 1], length, overlap) for k in range(len(chunk_codes))])
         out = GenerationOutput(torch.cat(audio), prompts, self.sample_rate,
-                               codes=[torch.cat(scale) for scale in zip(*codes)])
+                               codes=[torch.cat(scale) for scale in zip(*codes)], overlap=overlap)
         if previews:
             out.previews = [torch.cat(scale) for scale in zip(*scale_audio)]
         return out
+
+    def decode(self, codes: Sequence[Tensor], length: int | None = None, overlap: int = 0) -> Tensor:
+        """`sat.decode` of K code maps (B, W * n_k) -> float (B, 1, S); on CPU in calls of about
+        `CPU_DECODE_FRAMES` latent frames (each clip still in one pass: the rows are independent)."""
+        rows = codes[0].shape[0]
+        step = rows
+        if self.device.type == "cpu":
+            frames = self.sat.layout(overlap).total_frames(codes[0].shape[1] // self.sat.scales[0])
+            step = max(1, CPU_DECODE_FRAMES // frames)
+        return torch.cat([self.sat.decode([c[i:i + step] for c in codes], length=length, overlap=overlap).float()
+                          for i in range(0, rows, step)])
 
 
 def check_sampling(cfg: float, top_k: int, top_p: float, temperature: float, batch_size: int) -> None:

@@ -14,6 +14,8 @@ def generate(
     length: Optional[float] = typer.Option(None, "--seconds", help="Length of each clip (default: one window of the "
                                            "tokenizer). Longer clips are made window after window, which needs a "
                                            "model trained with context tokens."),
+    overlap: Optional[int] = typer.Option(None, "--overlap", help="Latent frames neighbouring windows of a long clip "
+                                          "share, crossfaded (0 = side by side; default: a sixth of a window)."),
     guidance: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance strength (0 = off). Sampling "
                                         "options left out take the model's own settings, else 4 / 200 / 0.95 / 1."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = all)."),
@@ -60,13 +62,14 @@ def generate(
                              f"{pipe.conditioner.kind!r} — pass the text as PROMPT instead")
     text = class_name if class_name is not None else prompt
     pipe.encode_condition([text])  # a bad class name fails here, before any sampling
+    overlap = pipe.overlap_of(overlap)   # and an overlap the tokenizer's windows cannot take
     if length is not None:
-        pipe.length_of(length)       # and a length the model cannot make
+        pipe.length_of(length, overlap=overlap)       # and a length the model cannot make
 
     sampling = pipe.sampling_settings(cfg=guidance, top_k=top_k, top_p=top_p, temperature=temperature)
     started = time.perf_counter()
     result = pipe.generate([text] * num, **sampling, seed=seed, batch_size=batch_size, previews=previews, progress=True,
-                           seconds=length)
+                           seconds=length, overlap=overlap)
     seconds = time.perf_counter() - started
     audio = result.audio.cpu()
     if not torch.isfinite(audio).all():
@@ -77,7 +80,8 @@ def generate(
     settings = write_settings(out, {
         "prompt": prompt, "class": class_name, "num": num, **sampling, "seed": seed, "batch_size": batch_size,
         "checkpoint": str(checkpoint), "device": str(dev), "conditioner": pipe.conditioner.to_config(),
-        "ar_kind": pipe.ar.kind, "seconds": length, "sample_rate": sr, "num_samples": int(audio.shape[-1]),
+        "ar_kind": pipe.ar.kind, "seconds": length, "overlap": overlap, "sample_rate": sr,
+        "num_samples": int(audio.shape[-1]),
         "generation_seconds": round(seconds, 3), "files": clips,
     })
     table = Table(title=f"{num} clip(s) of {audio.shape[-1] / sr:.2f} s in {seconds:.2f} s → {out}")

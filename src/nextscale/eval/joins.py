@@ -8,6 +8,11 @@ whose analysis windows straddle a join; the join ratio is the mean change there 
 change everywhere else. A seamless signal scores about 1 (joins look like any other moment), a
 click or jump at every join scores well above it; the same positions in the original audio give
 the signal's own figure to compare with.
+
+Windows that overlap and are crossfaded have no join instant: the join is the shared stretch, and
+"at the join" is every change within reach of it (`ratio`). A crossfade spreads a jump over that
+stretch, so the change at its centre (`ratio_centre`, against the change outside every stretch)
+is reported as well: a jump squeezed into a short crossfade still shows there.
 """
 from __future__ import annotations
 
@@ -27,13 +32,14 @@ def frame_changes(log_mel: torch.Tensor) -> torch.Tensor:
     return (log_mel[:, 1:] - log_mel[:, :-1]).abs().mean(dim=0)
 
 
-def join_mask(num_changes: int, joins: Sequence[int], hop: int, reach: int) -> np.ndarray:
+def join_mask(num_changes: int, joins: Sequence[int], hop: int, reach: int, span: int = 0) -> np.ndarray:
     """Which changes sit at a join: change t (between frames t and t + 1, centred at (t + 0.5) * hop
-    samples for centred frames) lies within `reach` samples of a join position."""
+    samples for centred frames) lies within `reach` samples of a join, the `span` samples from each
+    join position on (0: the position alone)."""
     centres = (np.arange(num_changes) + 0.5) * hop
     mask = np.zeros(num_changes, dtype=bool)
     for j in joins:
-        mask |= np.abs(centres - j) <= reach
+        mask |= (centres >= j - reach) & (centres <= j + span + reach)
     return mask
 
 
@@ -49,15 +55,22 @@ def join_ratio(changes: torch.Tensor | np.ndarray, mask: np.ndarray) -> dict[str
     return {"at_joins": at_mean, "elsewhere": rest_mean, "ratio": ratio, "joins_changes": int(at.size)}
 
 
-def join_discontinuity(wav: torch.Tensor, sample_rate: int, window_samples: int,
+def join_discontinuity(wav: torch.Tensor, sample_rate: int, window_samples: int, overlap_samples: int = 0,
                        n_fft: int = N_FFT, hop: int = HOP) -> dict[str, float]:
-    """(S,) or (1, S) audio made of `window_samples`-long windows -> the join figures of `join_ratio`."""
+    """(S,) or (1, S) audio made of `window_samples`-long windows, each starting `overlap_samples` before
+    the last one ends -> the join figures of `join_ratio` over the shared stretches, plus `ratio_centre`."""
     wav = wav.reshape(-1).float()
     if window_samples < 1:
         raise ConfigError(f"join_discontinuity: window_samples must be >= 1, got {window_samples}")
-    joins = list(range(window_samples, wav.shape[-1] - n_fft // 2, window_samples))
+    if not 0 <= overlap_samples < window_samples:
+        raise ConfigError(f"join_discontinuity: overlap_samples must be in [0, {window_samples}), got {overlap_samples}")
+    stride = window_samples - overlap_samples
+    joins = list(range(stride, wav.shape[-1] - n_fft // 2 - overlap_samples, stride))
     if not joins:
         raise ConfigError(f"join_discontinuity: {wav.shape[-1]} samples hold no join between "
-                          f"{window_samples}-sample windows")
-    changes = frame_changes(log_mel_spectrogram(wav, sample_rate, n_fft, hop, N_MELS, floor=FLOOR))
-    return join_ratio(changes, join_mask(changes.shape[0], joins, hop, n_fft // 2))
+                          f"{window_samples}-sample windows every {stride} samples")
+    changes = frame_changes(log_mel_spectrogram(wav, sample_rate, n_fft, hop, N_MELS, floor=FLOOR)).numpy()
+    spans = join_mask(changes.shape[0], joins, hop, n_fft // 2, overlap_samples)
+    centres = join_mask(changes.shape[0], [j + overlap_samples // 2 for j in joins], hop, n_fft // 2)
+    outside = centres | ~spans
+    return join_ratio(changes, spans) | {"ratio_centre": join_ratio(changes[outside], centres[outside])["ratio"]}

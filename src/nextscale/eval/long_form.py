@@ -31,10 +31,13 @@ def window_accuracy(backend: Any, audio: torch.Tensor, labels: Sequence[int]) ->
     return (predicted == labels_t[:, None]).float().mean(0).tolist()
 
 
-def join_ratios(audio: torch.Tensor, sample_rate: int, window_samples: int) -> dict[str, Any]:
-    """Join ratio of every clip (N, 1, S), and their mean and median."""
-    ratios = [join_discontinuity(clip, sample_rate, window_samples)["ratio"] for clip in audio]
+def join_ratios(audio: torch.Tensor, sample_rate: int, window_samples: int, overlap_samples: int = 0) -> dict[str, Any]:
+    """Join ratio of every clip (N, 1, S) made of windows `overlap_samples` apart: their mean and median,
+    and the mean of the ratio at the crossfades' centres (`eval.joins`; the same figure without overlap)."""
+    joins = [join_discontinuity(clip, sample_rate, window_samples, overlap_samples) for clip in audio]
+    ratios = [j["ratio"] for j in joins]
     return {"mean": float(np.nanmean(ratios)), "median": float(np.nanmedian(ratios)),
+            "centre_mean": float(np.nanmean([j["ratio_centre"] for j in joins])),
             "per_clip": [round(r, 4) for r in ratios]}
 
 
@@ -44,38 +47,71 @@ def timed(fn: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def long_form_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: float, seed: int = 0,
-                      batch_size: int = 64, **sampling: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Generate `prompts` as one window and as `seconds` window by window (and, as the chunked floor, with
-    independent windows); returns the figures and the audio {"one_window", "long", "independent"}.
+def interleaved_times(runs: dict[str, Any], repeats: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """Time every run `repeats` times, taking turns, and keep each one's fastest time with its output.
 
-    Timings cover generation and decoding of each batch, so `cost_ratio` is the time per second of audio
-    of the long clips over that of one window.
+    On a shared machine the load changes from minute to minute; one run after the other would
+    charge the change to whichever ran in the busier minute, taking turns and the minimum does not.
+    """
+    outputs, best = {}, {name: float("inf") for name in runs}
+    for _ in range(max(1, repeats)):
+        for name, fn in runs.items():
+            outputs[name], seconds = timed(fn)
+            best[name] = min(best[name], seconds)
+    return outputs, best
+
+
+def long_form_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: float, seed: int = 0,
+                      batch_size: int = 64, overlap: int = 0, repeats: int = 1,
+                      **sampling: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Generate `prompts` as one window and as `seconds` window by window (windows `overlap` latent frames
+    apart, crossfaded), and, as the chunked floor, with independent windows side by side (with an overlap,
+    also the long clips side by side, and independent windows crossfaded: what the crossfade does without
+    the context); returns the figures and the audio {"one_window", "long", "independent"(, "side_by_side",
+    "independent_crossfaded")}.
+
+    Timings cover generation and decoding of each batch, the fastest of `repeats` interleaved turns (see
+    `interleaved_times`), so `cost_ratio` is the time per second of audio of the long clips, the overlap's
+    extra windows included, over that of one window, measured in the same minutes as the side-by-side one.
     """
     classes = pipe.conditioner.classes
     labels = [classes.index(p) for p in prompts]
-    window = pipe.sat.window_samples
-    sr = pipe.sample_rate
+    window, sr, hop = pipe.sat.window_samples, pipe.sample_rate, pipe.sat.hop_length
     common = dict(seed=seed, batch_size=batch_size, progress=False, **sampling)
     pipe.generate(prompts[:1], **common)                                   # warm-up, not timed
-    short, t_short = timed(lambda: pipe.generate(prompts, **common).audio)
-    long, t_long = timed(lambda: pipe.generate(prompts, seconds=seconds, **common).audio)
-    independent = pipe.generate(prompts, seconds=seconds, independent_windows=True, **common).audio
-    per_window = window_accuracy(backend, long, labels)
-    one = window_accuracy(backend, short, labels)[0]
-    per_second_short = t_short / (len(prompts) * short.shape[-1] / sr)
-    per_second_long = t_long / (len(prompts) * long.shape[-1] / sr)
+    runs = {"one_window": lambda: pipe.generate(prompts, **common).audio,
+            "long": lambda: pipe.generate(prompts, seconds=seconds, overlap=overlap, **common).audio}
+    if overlap:
+        runs["side_by_side"] = lambda: pipe.generate(prompts, seconds=seconds, overlap=0, **common).audio
+    audio, times = interleaved_times(runs, repeats)
+    audio["independent"] = pipe.generate(prompts, seconds=seconds, independent_windows=True, overlap=0, **common).audio
+    one = window_accuracy(backend, audio["one_window"], labels)[0]
+    per_second_short = times["one_window"] / (len(prompts) * audio["one_window"].shape[-1] / sr)
+
+    def long_figures(name: str, frames: int) -> dict[str, Any]:
+        clips = audio[name]
+        per_window = window_accuracy(backend, clips, labels)
+        per_second = times[name] / (len(prompts) * clips.shape[-1] / sr)
+        return {"overlap_frames": frames, "generated_windows": pipe.sat.num_windows(clips.shape[-1], frames),
+                "accuracy_per_window": per_window, "accuracy_long_mean": float(np.mean(per_window)),
+                "accuracy_ratio_worst_window": min(per_window) / one if one > 0 else float("nan"),
+                "accuracy_ratio_mean": float(np.mean(per_window)) / one if one > 0 else float("nan"),
+                "join_ratio_context": join_ratios(clips, sr, window, frames * hop),
+                "seconds_per_audio_second_long": per_second, "cost_ratio": per_second / per_second_short}
+
+    long = long_figures("long", overlap)
     figures = {
-        "seconds": seconds, "windows": len(per_window), "clips": len(prompts),
-        "accuracy_one_window": one, "accuracy_per_window": per_window,
-        "accuracy_long_mean": float(np.mean(per_window)),
-        "accuracy_ratio_worst_window": min(per_window) / one if one > 0 else float("nan"),
-        "accuracy_ratio_mean": float(np.mean(per_window)) / one if one > 0 else float("nan"),
-        "join_ratio_context": join_ratios(long, sr, window),
-        "join_ratio_independent_windows": join_ratios(independent, sr, window),
-        "accuracy_independent_mean": float(np.mean(window_accuracy(backend, independent, labels))),
+        "seconds": seconds, "windows": len(long["accuracy_per_window"]), "clips": len(prompts),
+        "accuracy_one_window": one, **long,
+        "join_ratio_independent_windows": join_ratios(audio["independent"], sr, window),
+        "accuracy_independent_mean": float(np.mean(window_accuracy(backend, audio["independent"], labels))),
         "seconds_per_audio_second_one_window": per_second_short,
-        "seconds_per_audio_second_long": per_second_long,
-        "cost_ratio": per_second_long / per_second_short,
+        "timing": {"repeats": repeats} | {f"{name}_s": t for name, t in times.items()},
     }
-    return figures, {"one_window": short, "long": long, "independent": independent}
+    if overlap:
+        figures["side_by_side"] = long_figures("side_by_side", 0)
+        audio["independent_crossfaded"] = pipe.generate(prompts, seconds=seconds, independent_windows=True,
+                                                        overlap=overlap, **common).audio
+        figures["join_ratio_independent_crossfaded"] = join_ratios(audio["independent_crossfaded"], sr, window,
+                                                                   overlap * hop)
+    return figures, audio

@@ -6,11 +6,13 @@ frame rate; see fourier.py); MSRQ, the API and the checkpoint format are the sam
 LongTensors (B, n_k), `decode(codes[:k])` the coarse-to-fine preview from the first k scales.
 
 Audio of any length: the schedule covers one window of T latent frames (one clip), so a longer
-signal is W = ceil(frames / T) windows (the last one zero-padded). The codec runs over the whole
-signal at once and MSRQ quantises window by window; each scale's codes are then (B, W * n_k),
-window after window, which for one window is the familiar (B, n_k). Decoding runs the decoder
-once over the windows' concatenated latent, so there are no independent chunks and no clicks at
-the joins of chunked decoding.
+signal is W windows (the last one zero-padded), laid out by `layout.WindowLayout`: side by side, or
+every T - o frames with an `overlap` of o frames crossfaded. The codec runs over the whole signal at
+once and MSRQ quantises window by window; each scale's codes are then (B, W * n_k), window after
+window, which for one window is the familiar (B, n_k). Decoding runs the decoder once over the
+windows' joined latent, so there are no independent chunks and no clicks at the joins of chunked
+decoding. The overlap is not in the codes: whoever decodes them passes the one they were made with
+(a code file records it).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from ..checkpoint import Pretrained
 from ..errors import ConfigError
+from .layout import WindowLayout
 from .msrq import MSRQ
 from .schedules import make_schedule, num_frames_for
 from .seanet import SEANetDecoder, SEANetEncoder
@@ -232,33 +235,25 @@ class SAT(Pretrained, nn.Module):
         """Samples one window of T latent frames spans (T * hop; the clip length when hop divides it)."""
         return self.num_frames * self.hop_length
 
-    def num_windows(self, num_samples: int) -> int:
+    def layout(self, overlap: int = 0) -> WindowLayout:
+        """Where the windows of a long latent sit: every T - overlap frames (checks 0 <= overlap <= T // 2)."""
+        return WindowLayout(self.num_frames, overlap)
+
+    def num_windows(self, num_samples: int, overlap: int = 0) -> int:
         """Windows of T latent frames that `num_samples` samples fill, the last one padded."""
-        return max(1, math.ceil(num_samples / self.window_samples))
+        return self.layout(overlap).num_windows(math.ceil(num_samples / self.hop_length))
 
-    def output_samples(self, windows: int) -> int:
-        """What decoding W windows gives by default: W clips (the last trimmed to the clip length, as one clip is)."""
-        return (windows - 1) * self.window_samples + self.clip_samples
+    def output_samples(self, windows: int, overlap: int = 0) -> int:
+        """What decoding W windows gives by default: the windows' span, the last window trimmed to the clip
+        length as one clip is."""
+        return (windows - 1) * self.layout(overlap).stride * self.hop_length + self.clip_samples
 
-    def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S) -> encoder output (B, dimension, W * T), the audio zero-padded to W whole windows."""
+    def encode_latent(self, wav: torch.Tensor, overlap: int = 0) -> torch.Tensor:
+        """(B, 1, S) -> encoder output (B, dimension, F), the audio zero-padded to F frames of whole windows."""
         self._check_wav(wav)
-        padded = self.num_windows(wav.shape[-1]) * self.window_samples
+        layout = self.layout(overlap)
+        padded = layout.total_frames(self.num_windows(wav.shape[-1], overlap)) * self.hop_length
         return self.encoder(torch.nn.functional.pad(wav, (0, padded - wav.shape[-1])))
-
-    def _windows(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, C, W * T) -> (B * W, C, T): windows become batch rows for MSRQ."""
-        b, c, frames = z.shape
-        if frames % self.num_frames:
-            raise ConfigError(f"SAT: a latent of {frames} frames is not a whole number of {self.num_frames}-frame "
-                              f"windows")
-        return z.reshape(b, c, -1, self.num_frames).transpose(1, 2).reshape(-1, c, self.num_frames)
-
-    @staticmethod
-    def _join(z: torch.Tensor, batch: int) -> torch.Tensor:
-        """(B * W, C, T) -> (B, C, W * T), the inverse of `_windows`."""
-        _, c, frames = z.shape
-        return z.reshape(batch, -1, c, frames).transpose(1, 2).reshape(batch, c, -1)
 
     def _split_codes(self, codes: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
         """(B, W * n_k) per scale -> (B * W, n_k) per scale, and W; checks every scale has the same W."""
@@ -277,36 +272,43 @@ class SAT(Pretrained, nn.Module):
         return [c.reshape(-1, self.scales[k]) for k, c in enumerate(codes)], windows
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 1, S) float audio of any length -> K LongTensors (B, W * n_k), window after window."""
-        z = self.encode_latent(wav)
-        codes = self.quantizer.encode(self._windows(z))
+    def encode(self, wav: torch.Tensor, overlap: int = 0) -> list[torch.Tensor]:
+        """(B, 1, S) float audio of any length -> K LongTensors (B, W * n_k), window after window; windows
+        every T - overlap frames (decode with the same overlap)."""
+        layout = self.layout(overlap)
+        z = self.encode_latent(wav, overlap)
+        codes = self.quantizer.encode(layout.split(z))
         return [c.reshape(z.shape[0], -1) for c in codes]
 
     @torch.no_grad()
-    def decode(self, codes: Sequence[torch.Tensor], length: int | None = None) -> torch.Tensor:
+    def decode(self, codes: Sequence[torch.Tensor], length: int | None = None, overlap: int = 0) -> torch.Tensor:
         """Codes of the first k scales (k <= K) -> (B, 1, S); fewer scales give a coarser preview.
 
-        The output is trimmed to `length` (default: `output_samples(W)`, W clips; pass the encoded
+        Windows `overlap` frames apart are crossfaded there (pass the overlap the codes were made with).
+        The output is trimmed to `length` (default: `output_samples(W, overlap)`; pass the encoded
         signal's sample count to get exactly its length back).
         """
+        layout = self.layout(overlap)
         rows, windows = self._split_codes(codes)
-        f_hat = self._join(self.quantizer.decode(rows), codes[0].shape[0])
-        return self.decoder(f_hat)[..., : self.output_samples(windows) if length is None else length]
+        latent = layout.join(self.quantizer.decode(rows), codes[0].shape[0])    # crossfaded after the projection
+        return self.decoder(latent)[..., : self.output_samples(windows, overlap) if length is None else length]
 
-    def decode_latent(self, f_hat: torch.Tensor) -> torch.Tensor:
-        """Quantized latent f_hat (B, C, W * T) (e.g. built by an AR model) -> (B, 1, W clips of samples)."""
-        if f_hat.dim() != 3 or not f_hat.shape[-1] or f_hat.shape[-1] % self.num_frames:
-            raise ConfigError(f"SAT.decode_latent: expected (B, C, W * {self.num_frames}) for W windows, got "
-                              f"{tuple(f_hat.shape)}")
-        windows = f_hat.shape[-1] // self.num_frames
-        return self.decoder(self.quantizer.project_out(f_hat))[..., : self.output_samples(windows)]
+    def decode_latent(self, f_hat: torch.Tensor, overlap: int = 0) -> torch.Tensor:
+        """Quantized latent f_hat (B, C, F) of whole windows (e.g. built by an AR model, crossfaded at
+        `overlap`) -> (B, 1, S) of `output_samples(W, overlap)` samples."""
+        layout = self.layout(overlap)
+        windows = layout.count(f_hat.shape[-1]) if f_hat.dim() == 3 else None
+        if windows is None:
+            raise ConfigError(f"SAT.decode_latent: expected (B, C, {layout.frames_text()}) for W windows"
+                              f"{f' overlapping by {overlap}' if overlap else ''}, got {tuple(f_hat.shape)}")
+        return self.decoder(self.quantizer.project_out(f_hat))[..., : self.output_samples(windows, overlap)]
 
     def forward(self, wav: torch.Tensor) -> SATOutput:
         """One training / evaluation pass over audio of any length (windowed like `encode`)."""
         z = self.encode_latent(wav)
-        q = self.quantizer(self._windows(z))
-        quantized = self._join(q.quantized, z.shape[0])
+        layout = self.layout()
+        q = self.quantizer(layout.split(z))
+        quantized = layout.join(q.quantized, z.shape[0])
         spectrum = None
         if self.config.codec == "fourier":
             spectrum = self.decoder.predict(quantized)
