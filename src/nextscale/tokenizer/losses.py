@@ -89,6 +89,11 @@ def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, samp
     return total
 
 
+def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
+    """|STFT| of (N, S) signals with a periodic Hann window of `win` samples, centred frames (reflect padding)."""
+    return torch.stft(x, n_fft, hop, win, torch.hann_window(win, device=x.device), return_complex=True).abs()
+
+
 def stft_distance_sum(reference: torch.Tensor, estimate: torch.Tensor,
                       resolutions: Sequence[tuple[int, int, int]], floor: float) -> torch.Tensor:
     """Per clip, summed over (n_fft, hop, window) resolutions: spectral convergence + mean |log|X| - log|Y||.
@@ -100,8 +105,7 @@ def stft_distance_sum(reference: torch.Tensor, estimate: torch.Tensor,
     ref, est = reference.reshape(-1, reference.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
     total = torch.zeros(ref.shape[0], device=ref.device)
     for n_fft, hop, win in resolutions:
-        window = torch.hann_window(win, device=ref.device)
-        a, b = (torch.stft(x, n_fft, hop, win, window, return_complex=True).abs().clamp_min(floor) for x in (ref, est))
+        a, b = (stft_magnitude(x, n_fft, hop, win).clamp_min(floor) for x in (ref, est))
         convergence = torch.linalg.vector_norm(a - b, dim=(-2, -1)) / torch.linalg.vector_norm(a, dim=(-2, -1)).clamp_min(floor)
         total = total + convergence + (a.log() - b.log()).abs().mean(dim=(-2, -1))
     return total.reshape(shape)
@@ -141,9 +145,7 @@ def fine_spectral_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Seque
     total = torch.zeros((), device=target.device)
     a, b = target.reshape(-1, target.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
     for n_fft in ffts:
-        window = torch.hann_window(n_fft, device=a.device)
-        x, y = (torch.stft(w, n_fft, n_fft // 4, window=window, return_complex=True).abs() / window.sum()
-                for w in (a, b))
+        x, y = (stft_magnitude(w, n_fft, n_fft // 4, n_fft) / (n_fft / 2) for w in (a, b))   # Hann window sum: n_fft / 2
         total = total + F.mse_loss(y.clamp_min(1e-8).pow(power), x.clamp_min(1e-8).pow(power))
     return total
 
