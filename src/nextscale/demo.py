@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from .config import read_yaml
 from .errors import NextscaleError
 from .io import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from .eval.report import Section
+from .stages import StageRunner
 
 SEED = 0
 HELDOUT_SEED = 7_777      # held-out clips come from another seed than the training corpus
@@ -77,43 +80,18 @@ PRESETS = {
 }
 
 
-class Demo:
-    """Runs the stages of one demo directory; each stage returns a JSON-able dict of results."""
+class Demo(StageRunner):
+    """Runs the stages of one demo directory (`StageRunner`, tagged with the preset's name); each stage
+    returns a JSON-able dict of results."""
 
     def __init__(self, out: str | Path, preset: str = "default", device: str = "cpu", progress: bool = True,
                  log: Callable[[str], None] = print):
         if preset not in PRESETS:
             raise NextscaleError(f"demo preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
-        self.out = Path(out)
+        super().__init__(out, preset, log)
         self.preset = PRESETS[preset]
         self.device = device
         self.progress = progress
-        self.log = log
-        self.results: dict[str, dict[str, Any]] = {}
-
-    # ------------------------------------------------------------------ stage bookkeeping
-    def stage_file(self, name: str) -> Path:
-        return self.out / "stages" / f"{name}.json"
-
-    def run_stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        marker = self.stage_file(name)
-        if marker.is_file():
-            saved = read_json(marker, NextscaleError)
-            if saved.get("preset") == self.preset.name:
-                self.log(f"[{name}] already done ({saved['seconds']:.0f} s), reusing {marker.parent.parent / name}")
-                self.results[name] = saved["result"]
-                return saved["result"]
-        self.log(f"[{name}] running …")
-        start = time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - start
-        atomic_write_json(marker, {"preset": self.preset.name, "seconds": seconds, "result": result})
-        self.results[name] = result
-        self.log(f"[{name}] done in {seconds:.0f} s")
-        return result
-
-    def stage_seconds(self) -> dict[str, float]:
-        return {p.stem: read_json(p, NextscaleError)["seconds"] for p in sorted((self.out / "stages").glob("*.json"))}
 
     def run(self) -> dict[str, Any]:
         """Run (or reuse) every stage, then write the report and summary.json; returns the summary."""
@@ -142,12 +120,18 @@ def demo_ar_model(preset: DemoPreset) -> dict[str, Any]:
     return read_yaml(AR_CONFIG)["model"] | preset.ar_model
 
 
+def train_section(steps: int, batch: int, device: str, progress: bool, seed: int = SEED) -> dict[str, Any]:
+    """The `train:` section of a benchmark-style run: no TensorBoard or periodic evaluation, four
+    checkpoints (so a killed run resumes), one kept."""
+    return dict(steps=steps, batch_size=batch, device=device, progress=progress, tensorboard=False,
+                log_every=max(1, steps // 100), ckpt_every=max(1, steps // 4), eval_every=0, keep_last=1, seed=seed)
+
+
 def _train_common(demo: Demo, steps: int, batch: int) -> dict[str, Any]:
-    return dict(steps=steps, batch_size=batch, device=demo.device, progress=demo.progress, tensorboard=False,
-                log_every=max(1, steps // 100), ckpt_every=max(1, steps // 4), eval_every=0, keep_last=1, seed=SEED)
+    return train_section(steps, batch, demo.device, demo.progress)
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
+def has_checkpoint(run_dir: Path) -> bool:
     from .train.checkpoints import CheckpointManager
 
     return CheckpointManager(run_dir).latest() is not None
@@ -205,7 +189,7 @@ def stage_tokenizer(demo: Demo) -> dict[str, Any]:
                           lambda: sat_seconds_per_step(tokenizer_stage_config(demo)))
     cfg = load_sat_train_config(tokenizer_stage_config(demo, plan["steps"]))
     run = demo.out / "tokenizer"
-    result = train_tokenizer(cfg, run, resume=_has_checkpoint(run))
+    result = train_tokenizer(cfg, run, resume=has_checkpoint(run))
     return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step, "budget": plan,
             "metrics": str(run / "metrics.jsonl")}
 
@@ -242,7 +226,7 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
     plan = budgeted_steps(demo, "ar", p.ar_steps, p.ar_seconds, lambda: ar_seconds_per_step(config(p.ar_steps)))
     cfg = load_ar_train_config(config(plan["steps"]))
     run = demo.out / "ar"
-    result = train_ar(cfg, run, resume=_has_checkpoint(run))
+    result = train_ar(cfg, run, resume=has_checkpoint(run))
     from .pipeline import set_pipeline_sampling
 
     set_pipeline_sampling(run / "pipeline", SAMPLING)     # `nextscale generate -c` then samples like the demo
@@ -349,10 +333,59 @@ def _speed_table(demo: Demo) -> dict[str, Any]:
             "machine": report["machine"].get("cpu") or report["machine"].get("gpu")}
 
 
-STAGES: tuple[str, ...] = ("corpus", "tokenizer", "tokens", "ar", "classifier", "generate", "evaluate")
+@dataclasses.dataclass(frozen=True)
+class LongAudio:
+    """Sizes of the `long` stage: clip length, clips per class, timing turns (the fastest counts)."""
+
+    seconds: float = 10.0
+    per_class: int = 4
+    repeats: int = 3
+
+
+# 10 s x 48 clips: ~15 s on 2 CPU cores for the default preset; smoke: 3 windows, one clip per class
+LONG_AUDIO: dict[str, LongAudio] = {"smoke": LongAudio(seconds=2.5, per_class=1, repeats=1)}
+
+
+def stage_long(demo: Demo) -> dict[str, Any]:
+    """Audio longer than one window, though the demo AAR makes single windows: real event sequences coded by
+    the demo's SAT with the default crossfade vs side by side, and long clips generated as independent windows
+    crossfaded (`eval.long_form`): joins, per-window class accuracy and cost per second against one window."""
+    from .ar.windows import default_overlap
+    from .audio import save_audio
+    from .eval.embeddings import get_embedding
+    from .eval.long_form import coded_joins, independent_window_figures, join_ratios
+    from .pipeline import Pipeline
+
+    spec = LONG_AUDIO.get(demo.preset.name, LongAudio())
+    pipe = Pipeline.from_pretrained(demo.results["ar"]["pipeline"], device=demo.device)
+    sat, overlap = pipe.sat, default_overlap(pipe.sat.num_frames)
+    real = long_sequences(len(pipe.conditioner.classes), pipe.sample_rate, spec.seconds)
+    coded_figures, coded = coded_joins(sat, real.to(pipe.device), [overlap, 0])
+    reconstruction = {"original": join_ratios(real, sat.sample_rate, sat.window_samples), **coded_figures}
+    backend = get_embedding("synth", classifier=demo.results["classifier"]["classifier"])
+    prompts = [c for c in pipe.conditioner.classes for _ in range(spec.per_class)]
+    generated, audio = independent_window_figures(pipe, backend, prompts, spec.seconds, seed=SEED, overlap=overlap,
+                                                  repeats=spec.repeats, **SAMPLING)
+    out = demo.out / "samples" / "long"
+    wavs = {"generated": save_audio(out / f"generated_{prompts[0]}.wav", audio["long"][0].cpu(), pipe.sample_rate),
+            "real": save_audio(out / "real_sequence.wav", real[0], pipe.sample_rate),
+            "reconstructed": save_audio(out / "real_sequence_through_sat.wav", coded[overlap][0], pipe.sample_rate)}
+    return {"seconds": spec.seconds, "overlap_frames": overlap, "window_seconds": sat.window_samples / sat.sample_rate,
+            "reconstruction": reconstruction, "generated": generated, "wavs": {k: str(v) for k, v in wavs.items()}}
+
+
+def long_sequences(n: int, sample_rate: int, seconds: float) -> torch.Tensor:
+    """(n, 1, S) synthetic event sequences from the held-out seed, item i of class i."""
+    from .data.synth import synth_sequence
+
+    return torch.stack([torch.from_numpy(synth_sequence(i, HELDOUT_SEED, sample_rate, seconds).audio)[None]
+                        for i in range(n)])
+
+
+STAGES: tuple[str, ...] = ("corpus", "tokenizer", "tokens", "ar", "classifier", "generate", "evaluate", "long")
 STAGE_FUNCTIONS: dict[str, Callable[[Demo], dict[str, Any]]] = {
     "corpus": stage_corpus, "tokenizer": stage_tokenizer, "tokens": stage_tokens, "ar": stage_ar,
-    "classifier": stage_classifier, "generate": stage_generate, "evaluate": stage_evaluate,
+    "classifier": stage_classifier, "generate": stage_generate, "evaluate": stage_evaluate, "long": stage_long,
 }
 
 
@@ -377,7 +410,24 @@ def summarize(demo: Demo, page: Path) -> dict[str, Any]:
                   for name, row in speed.items()},
         "speed_model": {k: ns.get(k) for k in ("ar_depth", "width", "parameters")},
         "training_steps": {"tokenizer": demo.results["tokenizer"]["steps"], "ar": demo.results["ar"]["steps"]},
+        "long_audio": long_summary(demo.results["long"]),
     }
+
+
+def long_summary(long: dict[str, Any]) -> dict[str, Any]:
+    """The `long` stage's headline figures: mean join ratios (~1: joins not detectable) of real sequences
+    and their reconstructions, of generated clips, per-window class accuracy, and cost per second."""
+    rec, gen, o = long["reconstruction"], long["generated"], long["overlap_frames"]
+    side = gen.get("join_ratio_side_by_side", gen["join_ratio"])
+    return {"seconds": long["seconds"], "overlap_frames": o,
+            "reconstruction_join_ratio": {"original": rec["original"]["mean"], "crossfaded": rec[f"overlap_{o}"]["mean"],
+                                          "side_by_side": rec["overlap_0"]["mean"]},
+            "generated_join_ratio": {"crossfaded": gen["join_ratio"]["mean"], "side_by_side": side["mean"]},
+            "accuracy": {"one_window": gen["accuracy_one_window"], "per_window_mean": gen["accuracy_long_mean"],
+                         "worst_window": min(gen["accuracy_per_window"])},
+            "seconds_per_audio_second": {"one_window": gen["seconds_per_audio_second_one_window"],
+                                         "long": gen["seconds_per_audio_second_long"]},
+            "cost_ratio": gen["cost_ratio"]}
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -410,7 +460,20 @@ def print_summary(summary: dict[str, Any]) -> None:
     for name, row in summary["speed"].items():
         speed.add_row(name, str(row["steps"]), f"{row['seconds']:.3f}", f"{row['slower_than_next_scale']:.1f}")
     console.print(speed)
+    print_long_summary(console, summary["long_audio"])
     console.print(f"report: [bold]{summary['report']}[/]")
+
+
+def print_long_summary(console: Any, long: dict[str, Any]) -> None:
+    """Two lines on long audio: joins of coded and generated clips, per-window accuracy and cost."""
+    rec, gen, acc = long["reconstruction_join_ratio"], long["generated_join_ratio"], long["accuracy"]
+    console.print(f"long audio ({long['seconds']:g} s, windows crossfaded over {long['overlap_frames']} frames; join "
+                  f"ratio ~1 = joins not detectable): real sequences through SAT {rec['crossfaded']:.2f} (side by side "
+                  f"{rec['side_by_side']:.2f}, original {rec['original']:.2f}); generated as independent windows "
+                  f"{gen['crossfaded']:.2f} (side by side {gen['side_by_side']:.2f})")
+    console.print(f"  class accuracy per window {acc['per_window_mean']:.1%} (worst {acc['worst_window']:.1%}) vs "
+                  f"{acc['one_window']:.1%} for 1 s; {long['seconds_per_audio_second']['long']:.4f} s per second of "
+                  f"audio, {long['cost_ratio']:.2f}x the 1 s figure")
 
 
 def write_demo_report(demo: Demo) -> Path:
@@ -458,7 +521,40 @@ def write_demo_report(demo: Demo) -> Path:
             Table([{k: rec[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "mean_usage", "mean_perplexity")}]),
             Table(rec["per_scale"], title="per-scale codebook usage")]),
         Section("Generation speed (1 s of audio, batch 1, random weights)", items=[Table(speed_rows)]),
+        long_section(r["long"]),
         Section("Training curves", items=[Curves(r["tokenizer"]["metrics"], title="SAT"),
                                           Curves(r["ar"]["metrics"], title="AAR")]),
     ]
     return write_report(demo.out / "report", "nextscale demo", sections)
+
+
+def long_section(long: dict[str, Any]) -> Section:
+    """The report's "Long audio" section: join ratios of real and generated long clips, per-window accuracy
+    and cost per second, and players for a generated clip and a real sequence before and after SAT."""
+    from .eval.report import Audio, Section, Table
+
+    s, o = long_summary(long), long["overlap_frames"]
+    rec, gen = long["reconstruction"], long["generated"]
+    joins = [{"audio": "real event sequences", "join ratio": s["reconstruction_join_ratio"]["original"]},
+             {"audio": f"real, through SAT, crossfaded over {o} frames", "join ratio": rec[f"overlap_{o}"]["mean"],
+              "at crossfade centres": rec[f"overlap_{o}"]["centre_mean"]},
+             {"audio": "real, through SAT, windows side by side", "join ratio": rec["overlap_0"]["mean"]},
+             {"audio": f"generated, independent windows crossfaded over {o} frames", "join ratio": gen["join_ratio"]["mean"],
+              "at crossfade centres": gen["join_ratio"]["centre_mean"]},
+             {"audio": "generated, independent windows side by side", "join ratio": s["generated_join_ratio"]["side_by_side"]}]
+    per_second = s["seconds_per_audio_second"]
+    generation = [{"clips": "one window", "class accuracy": s["accuracy"]["one_window"],
+                   "s per s of audio": per_second["one_window"], "× one window": 1.0},
+                  {"clips": f"{long['seconds']:g} s ({gen['generated_windows']} windows)",
+                   "class accuracy": s["accuracy"]["per_window_mean"], "worst window": s["accuracy"]["worst_window"],
+                   "s per s of audio": per_second["long"], "× one window": s["cost_ratio"]}]
+    wavs = long["wavs"]
+    return Section(f"Long audio ({long['seconds']:g} s)", text=(
+        "Join ratio: log-mel frame change across window joins over the change elsewhere (~1: joins not detectable; "
+        f"{long['window_seconds']:g} s windows). The demo AAR was trained without window context, so its long clips "
+        "are independent windows crossfaded (the chunked floor; benchmarks/long_generation.py trains an AAR that "
+        "continues the previous window). Class accuracy per window is the synth classifier's, per second of audio."),
+        items=[Table(joins, title="joins"), Table(generation, title="generation, batch of every class",
+                     columns=["clips", "class accuracy", "worst window", "s per s of audio", "× one window"]),
+               Audio("generated, independent windows crossfaded", path=wavs["generated"]),
+               Audio("real event sequence through SAT, crossfaded", path=wavs["reconstructed"])])

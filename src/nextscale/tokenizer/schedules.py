@@ -82,3 +82,24 @@ def make_schedule(kind: str, num_frames: int, num_scales: int, scales: Sequence[
         return check_schedule([num_frames], num_frames, kind)
     build = {"quadratic": quadratic_schedule, "linear": linear_schedule, "log": log_schedule}[kind]
     return check_schedule(build(num_frames, num_scales), num_frames, kind)
+
+
+def spread_schedule(kind: str, num_frames: int, num_scales: int) -> list[int]:
+    """The kind's token counts with colliding small scales pushed apart (each at least one more than the
+    last): `log` at 16 scales or `quadratic` at 32 round several early scales to the same count for
+    T = 75, which `make_schedule` rejects; comparisons that need those scale counts use this instead
+    (as an explicit schedule) and report the counts they got."""
+    if kind not in ("quadratic", "linear", "log"):
+        raise ConfigError(f"spread_schedule: kind must be quadratic, linear or log, got {kind!r}")
+    if not 1 <= num_scales <= num_frames:
+        raise ConfigError(f"spread_schedule: {num_scales} distinct scales cannot fit in T = {num_frames} frames")
+    if num_scales == 1:
+        return [num_frames]
+    build = {"quadratic": quadratic_schedule, "linear": linear_schedule, "log": log_schedule}[kind]
+    scales = build(num_frames, num_scales)
+    for i in range(1, num_scales):                              # push collisions up ...
+        scales[i] = max(scales[i], scales[i - 1] + 1)
+    scales[-1] = num_frames
+    for i in range(num_scales - 2, -1, -1):                     # ... and keep room under T
+        scales[i] = min(scales[i], scales[i + 1] - 1)
+    return check_schedule(scales, num_frames, kind)
