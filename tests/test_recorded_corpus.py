@@ -2,7 +2,6 @@
 the by-file split and the written manifests, on small files made here."""
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 
@@ -12,11 +11,9 @@ import soundfile as sf
 
 from nextscale.audio import load_audio
 from nextscale.data.manifest import read_manifest
+from bench_scripts import load_script
 
-SPEC = importlib.util.spec_from_file_location("recorded_corpus",
-                                              Path(__file__).resolve().parents[1] / "benchmarks" / "recorded_corpus.py")
-corpus = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(corpus)
+corpus = load_script("recorded_corpus")
 
 
 def tone(seconds: float, rate: int = 22050, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:

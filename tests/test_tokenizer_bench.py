@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tokenizer_quality.py"
+from bench_scripts import load_script
+
 MICRO = {"quantizer": dict(latent_dim=8, codebook_size=16, kmeans_iters=2),
          "seanet": dict(n_filters=4, dimension=16, lstm_layers=1),
          "fourier": dict(convnext_width=32, convnext_layers=1, dimension=16)}
@@ -20,10 +19,7 @@ LEARNED = ("SAT-455 (SEANet)", "SAT-455 (Fourier)", "RVQ-750 (Fourier)")
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("tokenizer_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tokenizer_quality"] = module
-    spec.loader.exec_module(module)
+    module = load_script("tokenizer_quality")
     module.SIZES["micro"] = MICRO
     return module
 

@@ -1,21 +1,13 @@
 """benchmarks/tokenizer_recipe.py `--base demo` trains exactly what the demo's tokenizer stage trains."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tokenizer_recipe.py"
+from bench_scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("tokenizer_recipe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tokenizer_recipe"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tokenizer_recipe")
 
 
 def test_demo_base_is_the_demo_stage_with_the_variant_steps_and_overrides(tmp_path):
