@@ -188,4 +188,4 @@ def test_smoke_run_covers_every_comparison_and_resumes_after_a_killed_stage(tmp_
     assert "AAR (next-scale)" in md and "Phi sharing" in md and "(not run yet)" not in md
     assert (out / "report" / "index.html").is_file()
     assert (results / "paper_claims_smoke_cpu_spectrograms.png").stat().st_size > 0
-    assert markdown(collect(run)).count("###") == 6
+    assert markdown(collect(run)).count("###") == 7

@@ -147,7 +147,11 @@ def markdown(figures: dict[str, Any]) -> str:
                  for kind, vals in res["per_kind"].items()]
     corr = figures["utilisation"]["correlation"]
     corr_rows = [{"pair": k, **v} for k, v in corr.items() if isinstance(v, dict)]
+    tok_rows = [{"tokenizer": n, **t} for n, t in figures["tokenizers"].items()]
     return "\n".join([
+        "### Tokenizers: held-out reconstruction and codebook use\n",
+        md_table(tok_rows, ("tokenizer", "schedule", "phi", "num_scales", "tokens", "mel_distance", "si_sdr",
+                            "round_trip_accuracy", "round_trip_fad", "mean_usage", "mean_perplexity")),
         "### Generation: AAR vs next-token (mean ± std over seeds)\n",
         md_table(gen_rows, ("model", "tokenizer", "parameters", "steps / clip", "seeds", "FAD (synth)", "class accuracy",
                             "tokenizer ceiling", "inception score", "non-monotone", "real maps' non-monotone")),
