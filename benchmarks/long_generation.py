@@ -54,7 +54,7 @@ def main(demo: Path = typer.Option(..., help="a finished `nextscale demo --out` 
     from nextscale.ar.config import tokenizer_fit
     from nextscale.config import read_yaml
     from nextscale.eval.embeddings import get_embedding
-    from nextscale.eval.long_form import join_ratios, long_form_figures, window_accuracy
+    from nextscale.eval.long_form import coded_joins, join_ratios, long_form_figures, window_accuracy
     from nextscale.io import atomic_write_json
     from nextscale.pipeline import Pipeline
     from nextscale.plots import plot_spectrogram
@@ -103,7 +103,7 @@ def main(demo: Path = typer.Option(..., help="a finished `nextscale demo --out` 
     sr, window = pipe.sample_rate, pipe.sat.window_samples
     figures["real_sequences"] = {"join_ratio": join_ratios(real, sr, window),
                                  "accuracy_per_window": window_accuracy(backend, real, labels),
-                                 "coded": _coded(pipe, real, sorted({0, overlap}))}
+                                 "coded": coded_joins(pipe.sat, real, sorted({0, overlap}))[0]}
     samples = work / "samples"
     for c, name in enumerate(classes):
         i = c * per_class
@@ -205,22 +205,6 @@ def _check_work_dir(cache: Path, sat_dir: Path) -> None:
         if made_with and Path(made_with).resolve() != sat_dir.resolve():
             raise ConfigError(f"{cache}: cached with the tokenizer {made_with}, not {sat_dir}; pass another --work "
                               f"for this demo")
-
-
-def _coded(pipe, real, overlaps: list[int]) -> dict:
-    """The real sequences coded by the tokenizer (encode + decode, one pass each) at each overlap: join ratios."""
-    import torch
-
-    from nextscale.eval.long_form import join_ratios
-
-    out = {}
-    for overlap in overlaps:
-        with torch.inference_mode():
-            coded = torch.cat([pipe.sat.decode(pipe.sat.encode(real[i:i + 4], overlap=overlap), real.shape[-1],
-                                               overlap=overlap) for i in range(0, len(real), 4)])
-        out[f"overlap_{overlap}"] = join_ratios(coded, pipe.sample_rate, pipe.sat.window_samples,
-                                                overlap * pipe.sat.hop_length)
-    return out
 
 
 def _demo_generated(demo: Path) -> float | None:

@@ -57,6 +57,27 @@ def test_smoke_demo_writes_every_artefact(smoke):
     assert "<audio" in html and "<img" in html
 
 
+def test_smoke_demo_measures_long_audio(smoke):
+    """The `long` stage: joins of real sequences through SAT (crossfaded and side by side) and of generated
+    independent windows, per-window accuracy and cost per second, in summary.json, the report and WAVs."""
+    out, printed = smoke
+    long = json.loads((out / "summary.json").read_text())["long_audio"]
+    assert long["seconds"] == 2.5 and long["overlap_frames"] == 12                 # 12 of 75 frames
+    for group in ("reconstruction_join_ratio", "generated_join_ratio", "seconds_per_audio_second"):
+        assert long[group] and all(_finite(v) and v > 0 for v in long[group].values()), (group, long[group])
+    assert all(0.0 <= v <= 1.0 for v in long["accuracy"].values()) and _finite(long["cost_ratio"])
+    stage = json.loads((out / "stages" / "long.json").read_text())["result"]
+    generated = stage["generated"]
+    assert generated["generated_windows"] == 3                      # 2.5 s of 1 s windows, 63 frames apart
+    assert len(generated["accuracy_per_window"]) == 2               # the classifier scores whole seconds
+    assert len(generated["join_ratio"]["per_clip"]) == generated["clips"] == 12
+    for path in stage["wavs"].values():
+        audio, rate = sf.read(path)
+        assert rate == 24000 and audio.shape == (60000,) and np.isfinite(audio).all()
+    assert "Long audio (2.5 s)" in (out / "report" / "index.html").read_text()
+    assert "long audio (2.5 s" in printed
+
+
 def test_training_stages_time_their_steps_and_keep_the_floor(smoke):
     out, _ = smoke
     for stage, floor in (("tokenizer", 4), ("ar", 4)):

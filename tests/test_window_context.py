@@ -299,6 +299,42 @@ def test_long_form_figures_compare_long_clips_with_one_window_and_independent_on
     assert "centre_mean" in figures["join_ratio_context"] and "join_ratio_independent_crossfaded" in figures
 
 
+def test_independent_window_figures_judge_what_a_single_window_model_makes_long():
+    from nextscale.eval.long_form import independent_window_figures
+    from tiny_models import tiny_pipeline
+
+    pipe = tiny_pipeline()                                             # no context tokens
+    window, overlap = pipe.sat.window_samples, 5                       # 5 of 20 frames: 4 windows for 3 windows' audio
+    seconds, sampling = 3 * window / pipe.sample_rate, dict(cfg=1.0, top_k=0, top_p=0.0)
+    figures, audio = independent_window_figures(pipe, SignBackend(window), ["tone", "chord"], seconds, overlap=overlap,
+                                                repeats=2, **sampling)
+    assert audio["one_window"].shape == (2, 1, window)
+    assert audio["long"].shape == audio["side_by_side"].shape == (2, 1, 3 * window)
+    made = pipe.generate(["tone", "chord"], seconds=seconds, independent_windows=True, overlap=overlap, seed=0, **sampling)
+    assert torch.equal(audio["long"], made.audio)                      # the figures are of what the pipeline makes
+    assert figures["generated_windows"] == 4 and len(figures["accuracy_per_window"]) == 3 and figures["clips"] == 2
+    assert figures["overlap_frames"] == overlap and figures["cost_ratio"] > 0 and figures["timing"]["repeats"] == 2
+    assert len(figures["join_ratio"]["per_clip"]) == len(figures["join_ratio_side_by_side"]["per_clip"]) == 2
+    figures, audio = independent_window_figures(pipe, SignBackend(window), ["tone"], seconds, overlap=0, **sampling)
+    assert "side_by_side" not in audio and "join_ratio_side_by_side" not in figures and figures["generated_windows"] == 3
+
+
+def test_coded_joins_score_the_tokenizers_own_reconstruction_at_each_overlap():
+    from nextscale.eval.long_form import coded_joins
+    from tiny_models import tiny_sat
+
+    sat = tiny_sat()
+    t = torch.arange(3 * sat.window_samples) / sat.sample_rate
+    audio = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t)[None] for f in (200.0, 310.0, 450.0)])
+    figures, coded = coded_joins(sat, audio, [5, 0], batch_size=2)
+    assert set(figures) == {"overlap_5", "overlap_0"} and set(coded) == {5, 0}
+    for overlap in (5, 0):
+        with torch.no_grad():
+            direct = sat.decode(sat.encode(audio, overlap=overlap), audio.shape[-1], overlap=overlap)
+        torch.testing.assert_close(coded[overlap], direct, atol=1e-5, rtol=1e-4)
+        assert len(figures[f"overlap_{overlap}"]["per_clip"]) == 3 and np.isfinite(figures[f"overlap_{overlap}"]["mean"])
+
+
 def test_bad_window_settings_are_named(tmp_path):
     from nextscale.data import DataConfig
     from nextscale.train.ar import load_ar_train_config, train_ar

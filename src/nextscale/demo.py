@@ -10,6 +10,7 @@ same `--out` skips finished stages, so an interrupted demo loses at most the sta
     classifier  the `synth` log-mel classifier (FAD features, class accuracy)
     generate    samples for every class with a fixed seed, plus random-token decodes as a floor
     evaluate    reconstruction metrics, FAD(synth), class accuracy (generated / real / random), speed
+    long        10 s: event sequences through SAT and independent generated windows, joins, accuracy, cost
     report      report/index.html and a one-screen summary
 """
 from __future__ import annotations
@@ -24,10 +25,10 @@ import torch
 from .config import read_yaml
 from .errors import NextscaleError
 from .io import atomic_write_json, read_json
+from .stages import StageRunner
 
 if TYPE_CHECKING:
     from .eval.report import Section
-from .stages import StageRunner
 
 SEED = 0
 HELDOUT_SEED = 7_777      # held-out clips come from another seed than the training corpus

@@ -61,6 +61,28 @@ def interleaved_times(runs: dict[str, Any], repeats: int) -> tuple[dict[str, Any
     return outputs, best
 
 
+def per_audio_second(seconds: float, audio: torch.Tensor, sample_rate: int) -> float:
+    """Seconds it took to make a batch (N, 1, S), per second of the audio in it."""
+    return seconds / (audio.shape[0] * audio.shape[-1] / sample_rate)
+
+
+def clip_figures(pipe: Any, backend: Any, clips: torch.Tensor, labels: Sequence[int], seconds_taken: float,
+                 overlap: int, one_window_accuracy: float, one_window_per_second: float) -> dict[str, Any]:
+    """The figures of one batch of long clips (N, 1, S) made with windows `overlap` latent frames apart, in
+    `seconds_taken`: per-window accuracy (and its ratios to the one-window accuracy), joins, and cost per
+    second of audio (and its ratio to the one-window cost)."""
+    sr, hop = pipe.sample_rate, pipe.sat.hop_length
+    per_window = window_accuracy(backend, clips, labels)
+    per_second = per_audio_second(seconds_taken, clips, sr)
+    one = one_window_accuracy
+    return {"overlap_frames": overlap, "generated_windows": pipe.sat.num_windows(clips.shape[-1], overlap),
+            "accuracy_per_window": per_window, "accuracy_long_mean": float(np.mean(per_window)),
+            "accuracy_ratio_worst_window": min(per_window) / one if one > 0 else float("nan"),
+            "accuracy_ratio_mean": float(np.mean(per_window)) / one if one > 0 else float("nan"),
+            "join_ratio": join_ratios(clips, sr, pipe.sat.window_samples, overlap * hop),
+            "seconds_per_audio_second_long": per_second, "cost_ratio": per_second / one_window_per_second}
+
+
 def long_form_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: float, seed: int = 0,
                       batch_size: int = 64, overlap: int = 0, repeats: int = 1,
                       **sampling: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -86,18 +108,12 @@ def long_form_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: 
     audio, times = interleaved_times(runs, repeats)
     audio["independent"] = pipe.generate(prompts, seconds=seconds, independent_windows=True, overlap=0, **common).audio
     one = window_accuracy(backend, audio["one_window"], labels)[0]
-    per_second_short = times["one_window"] / (len(prompts) * audio["one_window"].shape[-1] / sr)
+    per_second_short = per_audio_second(times["one_window"], audio["one_window"], sr)
 
     def long_figures(name: str, frames: int) -> dict[str, Any]:
-        clips = audio[name]
-        per_window = window_accuracy(backend, clips, labels)
-        per_second = times[name] / (len(prompts) * clips.shape[-1] / sr)
-        return {"overlap_frames": frames, "generated_windows": pipe.sat.num_windows(clips.shape[-1], frames),
-                "accuracy_per_window": per_window, "accuracy_long_mean": float(np.mean(per_window)),
-                "accuracy_ratio_worst_window": min(per_window) / one if one > 0 else float("nan"),
-                "accuracy_ratio_mean": float(np.mean(per_window)) / one if one > 0 else float("nan"),
-                "join_ratio_context": join_ratios(clips, sr, window, frames * hop),
-                "seconds_per_audio_second_long": per_second, "cost_ratio": per_second / per_second_short}
+        figures = clip_figures(pipe, backend, audio[name], labels, times[name], frames, one, per_second_short)
+        figures["join_ratio_context"] = figures.pop("join_ratio")
+        return figures
 
     long = long_figures("long", overlap)
     figures = {
@@ -115,3 +131,50 @@ def long_form_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: 
         figures["join_ratio_independent_crossfaded"] = join_ratios(audio["independent_crossfaded"], sr, window,
                                                                    overlap * hop)
     return figures, audio
+
+
+def independent_window_figures(pipe: Any, backend: Any, prompts: Sequence[str], seconds: float, seed: int = 0,
+                               batch_size: int = 64, overlap: int = 0, repeats: int = 1,
+                               **sampling: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Long clips from a model without window context: each window made alone, crossfaded over `overlap`
+    frames, against the same prompts as one window; returns the figures of `clip_figures` (plus the
+    one-window accuracy and cost, and with an overlap `join_ratio_side_by_side`, the same windows'
+    joins without it) and the audio {"one_window", "long"(, "side_by_side")}.
+
+    What a single-window model (the demo's) gives for long audio today, so the report can show its
+    joins, its per-window class accuracy and its cost per second next to the one-window figures; both
+    batches timed in interleaved turns (`interleaved_times`) so machine load falls on both alike.
+    """
+    labels = [pipe.conditioner.classes.index(p) for p in prompts]
+    common = dict(seed=seed, batch_size=batch_size, progress=False, **sampling)
+    pipe.generate(prompts[:1], **common)                                   # warm-up, not timed
+    audio, times = interleaved_times({
+        "one_window": lambda: pipe.generate(prompts, **common).audio,
+        "long": lambda: pipe.generate(prompts, seconds=seconds, independent_windows=True, overlap=overlap,
+                                      **common).audio}, repeats)
+    one = window_accuracy(backend, audio["one_window"], labels)[0]
+    per_second_short = per_audio_second(times["one_window"], audio["one_window"], pipe.sample_rate)
+    figures = clip_figures(pipe, backend, audio["long"], labels, times["long"], overlap, one, per_second_short)
+    if overlap:
+        audio["side_by_side"] = pipe.generate(prompts, seconds=seconds, independent_windows=True, overlap=0,
+                                              **common).audio
+        figures["join_ratio_side_by_side"] = join_ratios(audio["side_by_side"], pipe.sample_rate,
+                                                         pipe.sat.window_samples)
+    return {"seconds": seconds, "clips": len(prompts), "accuracy_one_window": one,
+            "seconds_per_audio_second_one_window": per_second_short, **figures,
+            "timing": {"repeats": repeats} | {f"{name}_s": t for name, t in times.items()}}, audio
+
+
+@torch.inference_mode()
+def coded_joins(sat: Any, audio: torch.Tensor, overlaps: Sequence[int],
+                batch_size: int = 4) -> tuple[dict[str, Any], dict[int, torch.Tensor]]:
+    """Real clips (N, 1, S) encoded and decoded by `sat` at each overlap (one codec pass each) -> the join
+    ratios of the reconstructions, keyed "overlap_<o>" (do the tokenizer's own window joins show?), and the
+    reconstructions {o: (N, 1, S)} on the CPU."""
+    figures, coded = {}, {}
+    for overlap in overlaps:
+        coded[overlap] = torch.cat([sat.decode(sat.encode(audio[i:i + batch_size], overlap=overlap), audio.shape[-1],
+                                               overlap=overlap) for i in range(0, len(audio), batch_size)]).float().cpu()
+        figures[f"overlap_{overlap}"] = join_ratios(coded[overlap], sat.sample_rate, sat.window_samples,
+                                                    overlap * sat.hop_length)
+    return figures, coded
