@@ -130,14 +130,16 @@ def random_sat(config: dict[str, Any], device: torch.device) -> torch.nn.Module:
     return sat.to(device).eval()
 
 
-def ar_config(depth: str, kind: str, sat: Any, order: str = "scale") -> dict[str, Any]:
+def ar_config(depth: str, kind: str, sat: Any, order: str = "scale", context_tokens: int = 0) -> dict[str, Any]:
     size = dict(TINY_AR) if depth == "tiny" else dict(depth=int(depth))
     return dict(size, kind=kind, order=order, **tokenizer_fit(sat.quantizer), condition="vector", cond_dim=COND_DIM,
-                attention="cosine")
+                attention="cosine", context_tokens=context_tokens)
 
 
-def build_contenders(depth: str, settings: BenchSettings, device: torch.device) -> list[Contender]:
-    """Random-weight SATs and AR models of one depth, on `device`, in eval mode."""
+def build_contenders(depth: str, settings: BenchSettings, device: torch.device,
+                     context_tokens: int = 0) -> list[Contender]:
+    """Random-weight SATs and AR models of one depth, on `device`, in eval mode; `context_tokens` > 0 gives
+    the AR models window context, so they can generate long audio window by window (`bench.window_speed`)."""
     from ..ar.fast import FastGenerator
     from ..ar.next_scale import AAR
     from ..ar.next_token import NextTokenAR
@@ -152,7 +154,7 @@ def build_contenders(depth: str, settings: BenchSettings, device: torch.device) 
         order = "rvq" if name == "next_token_rvq" else "scale"
         sat = sats[order]
         cls, kind = (AAR, "aar") if name == "next_scale" else (NextTokenAR, "next_token")
-        model = cls.from_config(ar_config(depth, kind, sat, order)).to(device=device, dtype=dtype).eval()
+        model = cls.from_config(ar_config(depth, kind, sat, order, context_tokens)).to(device=device, dtype=dtype).eval()
         fast = FastGenerator(model, sat.quantizer, cfg=settings.cfg, top_k=settings.top_k, top_p=settings.top_p,
                              temperature=settings.temperature, compile=settings.compile,
                              cuda_graph=settings.cuda_graph)
