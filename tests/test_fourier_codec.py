@@ -11,7 +11,7 @@ import torch
 
 from nextscale.config import load_config
 from nextscale.errors import ConfigError
-from nextscale.tokenizer.fourier import FourierDecoder, FourierEncoder, SameSTFT
+from nextscale.tokenizer.fourier import FourierDecoder, FourierEncoder, MultiSTFT, SameSTFT, frequency_deviation
 from nextscale.tokenizer.model import SAT, SATConfig
 from nextscale.tokenizer.seanet import SEANetEncoder
 from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
@@ -196,3 +196,38 @@ def test_sat_with_a_long_second_stft_codes_and_decodes_and_rejects_a_shorter_one
         SATConfig(**small, fourier_long_n_fft=480)
     with pytest.raises(ConfigError, match="n_fft - hop must be even"):
         SATConfig(**small, fourier_long_n_fft=961)
+
+
+@pytest.mark.parametrize("frequency", [133.0, 1010.5, 2999.0])
+def test_frequency_deviation_of_a_steady_sinusoid_is_its_offset_from_the_bin_centre(frequency):
+    stft = MultiSTFT([1024], 320)
+    t = torch.arange(24000, dtype=torch.float64) / 24000
+    spec = stft((0.5 * torch.sin(2 * math.pi * frequency * t)).float()[None, None])
+    deviation = frequency_deviation(spec, stft.bin_advance())
+    k = round(frequency * 1024 / 24000)
+    expected = math.remainder(2 * math.pi * 320 * (frequency / 24000 - k / 1024), 2 * math.pi)
+    inner = deviation[0, k, 5:-5]                                  # frames away from the edges
+    torch.testing.assert_close(torch.angle(inner), torch.full_like(inner.real, expected), atol=2e-3, rtol=0)
+    assert bool((inner.abs() > 0.99).all())                       # a loud partial: weight ~1
+    assert bool((deviation[0, :, 0] == 0).all())                  # the first frame has no advance
+    far = deviation[0, min(k + 60, 512), 5:-5].abs()              # no energy there: faded out
+    assert bool((far < 0.05).all())
+
+
+def test_encoder_with_instantaneous_frequency_sees_pitch_inside_a_bin_and_round_trips(tmp_path):
+    t = torch.arange(800) / 8000
+    # two partials 12 Hz apart inside one 33 Hz bin (bin 30, 1000 Hz): their advance over the 80-sample hop
+    # differs by 2 pi 80 12 / 8000 rad, which the deviation channels carry and log-magnitudes do not
+    low, high = (torch.sin(2 * math.pi * f * t)[None, None] for f in (1000.0, 1012.0))
+    enc = FourierEncoder(240, 80, width=32, layers=1, mlp_ratio=2.0, dimension=8, instantaneous_frequency=True)
+    bins = 121
+    assert enc.backbone.embed.in_channels == 3 * bins
+    a, b = enc.features(low)[0], enc.features(high)[0]
+    angle = lambda f: torch.atan2(f[2 * bins + 30, 2:-2], f[bins + 30, 2:-2])       # imag, real of bin 30
+    torch.testing.assert_close(angle(b) - angle(a), torch.full((6,), 2 * math.pi * 80 * 12 / 8000), atol=1e-2, rtol=0)
+    sat = SAT(SATConfig(**TINY, clip_seconds=0.25, fourier_encoder_if=True)).eval()
+    sat.save_pretrained(tmp_path / "sat")
+    loaded = SAT.from_pretrained(tmp_path / "sat")
+    wav = 0.2 * torch.randn(1, 1, sat.clip_samples)
+    assert loaded.config.fourier_encoder_if
+    assert torch.equal(sat.decode(sat.encode(wav)), loaded.decode(loaded.encode(wav)))

@@ -154,29 +154,53 @@ class FourierEncoder(nn.Module):
     absolute phase of a frame says nothing a cumulative-phase decoder can use and, as cos/sin of
     every bin, doubles the input with noise-like features, so `phase=False` (the default of the
     configs) leaves it out; the published-style `phase=True` keeps it.
+
+    `instantaneous_frequency=True` adds what the phase does say: each bin's phase advance over one
+    hop minus its centre frequency's (`frequency_deviation`), as a unit vector faded out in quiet
+    bins. A steady partial between two bins gives the same vector frame after frame, and its angle
+    is where the partial sits inside the 23 Hz bin: the pitch that log-magnitudes alone blur.
     """
 
     log_center, log_scale = -5.0, 4.0       # maps the floor to about -1.6 and full scale (|X| ~ 50) to ~2.2
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
-                 phase: bool = False, long_n_fft: int = 0):
+                 phase: bool = False, long_n_fft: int = 0, instantaneous_frequency: bool = False):
         super().__init__()
         self.stft = MultiSTFT(resolutions(n_fft, long_n_fft), hop)
         self.phase = phase
+        self.instantaneous_frequency = instantaneous_frequency
         bins = self.stft.total_bins
+        channels = 1 + 2 * phase + 2 * instantaneous_frequency
         # per-frame projection of the spectral features: the blocks' k7 depthwise convs give the context
-        self.backbone = ConvNeXtStack((3 if phase else 1) * bins, width, layers, mlp_ratio, embed_kernel=1)
+        self.backbone = ConvNeXtStack(channels * bins, width, layers, mlp_ratio, embed_kernel=1)
         self.out = nn.Conv1d(width, dimension, 1)
         _init(self.out)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.out(self.backbone(self.features(wav)))
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, 1, S) -> (B, channels x bins, T): scaled log-magnitudes, then the optional phase channels."""
         spec = self.stft(wav)
         magnitude = spec.abs()
         features = (magnitude.clamp(min=1e-5).log() - self.log_center) / self.log_scale
         if self.phase:
             unit = spec / magnitude.clamp(min=1e-5)
             features = torch.cat([features, unit.real, unit.imag], dim=1)
-        return self.out(self.backbone(features))
+        if self.instantaneous_frequency:
+            deviation = frequency_deviation(spec, self.stft.bin_advance().to(spec.device))
+            features = torch.cat([features, deviation.real, deviation.imag], dim=1)
+        return features
+
+
+def frequency_deviation(spec: torch.Tensor, bin_advance: torch.Tensor, quiet: float = 0.1) -> torch.Tensor:
+    """(B, F, T) complex STFT -> (B, F, T) complex: exp(i * (phase advance over the hop - the bin's centre
+    advance)), times m / (m + quiet) with m the geometric mean of the two frames' magnitudes, so bins
+    quieter than `quiet` (noise, whose phase is arbitrary) fade to 0. The first frame has no advance: 0."""
+    step = spec[..., 1:] * spec[..., :-1].conj() * torch.polar(torch.ones_like(bin_advance), -bin_advance)
+    m = step.abs().sqrt()                                  # |X_t| |X_t-1| = m^2
+    deviation = step / (m * (m + quiet)).clamp(min=1e-20)
+    return F.pad(deviation, (1, 0))
 
 
 class FourierDecoder(nn.Module):

@@ -57,6 +57,7 @@ class SATConfig:
     convnext_mlp_ratio: float = 3.0
     fourier_phase: Literal["direct", "cumulative"] = "direct"   # see FourierDecoder
     fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
+    fourier_encoder_if: bool = False         # ... or each bin's phase advance off its centre (see FourierEncoder)
     fourier_long_n_fft: int = 0              # > 0: a second, longer STFT beside n_fft (see fourier.MultiSTFT)
     # MSRQ
     latent_dim: int = 64
@@ -144,7 +145,8 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
         parts = dict(n_fft=config.n_fft, hop=config.hop_length, width=config.convnext_width,
                      layers=config.convnext_layers, mlp_ratio=config.convnext_mlp_ratio, dimension=config.dimension)
         parts["long_n_fft"] = config.fourier_long_n_fft
-        return (FourierEncoder(**parts, phase=config.fourier_encoder_phase),
+        return (FourierEncoder(**parts, phase=config.fourier_encoder_phase,
+                               instantaneous_frequency=config.fourier_encoder_if),
                 FourierDecoder(**parts, phase=config.fourier_phase))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
                   n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
