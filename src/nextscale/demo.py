@@ -248,8 +248,23 @@ def _plain(value: Any) -> bool:
     return isinstance(value, (int, float, str, bool, list)) or value is None
 
 
-def stage_generate(demo: Demo) -> dict[str, Any]:
+def sample_names(prompts: list[str], per_class: int) -> list[str]:
+    """`<class>_<k>.wav` for the k-th sample of each class (prompts grouped by class, `per_class` each)."""
+    return [f"{prompt}_{i % per_class:02d}.wav" for i, prompt in enumerate(prompts)]
+
+
+def write_labelled(folder: Path, names: list[str], prompts: list[str], audio: torch.Tensor, sample_rate: int) -> Path:
+    """Clips as WAVs plus labels.json (file name -> intended class): the layout `evaluate_sets` scores."""
     from .audio import save_audio
+    from .io import atomic_write_bytes
+
+    for name, wav in zip(names, audio):
+        save_audio(folder / name, wav.cpu(), sample_rate)
+    atomic_write_bytes(folder / "labels.json", json.dumps(dict(zip(names, prompts)), indent=1).encode("utf-8"))
+    return folder
+
+
+def stage_generate(demo: Demo) -> dict[str, Any]:
     from .pipeline import Pipeline
     from .plots import plot_scale_previews
 
@@ -257,13 +272,8 @@ def stage_generate(demo: Demo) -> dict[str, Any]:
     classes = pipe.conditioner.classes
     prompts = [c for c in classes for _ in range(demo.preset.samples_per_class)]
     out = pipe.generate(prompts, seed=SEED, previews=True, batch_size=64, progress=demo.progress, **SAMPLING)
-    gen_dir = demo.out / "samples" / "generated"
-    labels: dict[str, str] = {}
-    for i, (prompt, wav) in enumerate(zip(prompts, out.audio)):
-        name = f"{prompt}_{i % demo.preset.samples_per_class:02d}.wav"
-        save_audio(gen_dir / name, wav.cpu(), pipe.sample_rate)
-        labels[name] = prompt
-    (gen_dir / "labels.json").write_text(json.dumps(labels, indent=1))
+    gen_dir = write_labelled(demo.out / "samples" / "generated", sample_names(prompts, demo.preset.samples_per_class),
+                             prompts, out.audio, pipe.sample_rate)
     preview_dir = demo.out / "samples" / "previews"
     previews = {}
     for c, cls in enumerate(classes):       # the first sample of each class, coarse → fine
@@ -275,16 +285,11 @@ def stage_generate(demo: Demo) -> dict[str, Any]:
     # The floor: uniformly random tokens decoded by the same tokenizer, labelled like the samples.
     g = torch.Generator().manual_seed(SEED)
     sat = pipe.sat
-    rand_dir = demo.out / "samples" / "random"
-    rand_labels = {}
     with torch.no_grad():
         codes = [torch.randint(sat.codebook_size, (len(prompts), n), generator=g).to(pipe.device) for n in sat.scales]
         audio = sat.decode(codes)
-    for i, (prompt, wav) in enumerate(zip(prompts, audio)):
-        name = f"random_{i:03d}.wav"
-        save_audio(rand_dir / name, wav.cpu(), pipe.sample_rate)
-        rand_labels[name] = prompt
-    (rand_dir / "labels.json").write_text(json.dumps(rand_labels, indent=1))
+    rand_dir = write_labelled(demo.out / "samples" / "random", [f"random_{i:03d}.wav" for i in range(len(prompts))],
+                              prompts, audio, pipe.sample_rate)
     from .eval.recon_run import write_reconstructions
 
     recon_dir = write_reconstructions(sat, demo.results["corpus"]["heldout_manifest"],

@@ -18,14 +18,13 @@ any point and reports whatever has finished.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..config import read_yaml
-from ..demo import SAMPLING, has_checkpoint, train_section
+from ..demo import SAMPLING, has_checkpoint, sample_names, train_section, write_labelled
 from ..errors import ConfigError
 from ..stages import StageRunner
 
@@ -292,20 +291,14 @@ class PaperRun(StageRunner):
 
     @torch.no_grad()
     def stage_generate(self, model: str, tokenizer: str, seed: int) -> dict[str, Any]:
-        from ..audio import save_audio
         from ..eval.scale_coherence import scale_coherence
 
         pipe = self.load_pipeline(model, tokenizer, seed)
         per_class = self.budget.samples_per_class
         prompts = [c for c in pipe.conditioner.classes for _ in range(per_class)]
         out = pipe.generate(prompts, seed=seed, batch_size=64, progress=self.progress, **SAMPLING)
-        folder = self.out / "samples" / ("gen" + ar_run_name(model, tokenizer, seed)[2:])
-        labels = {}
-        for i, (prompt, wav) in enumerate(zip(prompts, out.audio)):
-            name = f"{prompt}_{i % per_class:02d}.wav"
-            save_audio(folder / name, wav.cpu(), pipe.sample_rate)
-            labels[name] = prompt
-        (folder / "labels.json").write_text(json.dumps(labels, indent=1))
+        folder = write_labelled(self.out / "samples" / ("gen" + ar_run_name(model, tokenizer, seed)[2:]),
+                                sample_names(prompts, per_class), prompts, out.audio, pipe.sample_rate)
         # coherence on clips spread over the classes, as many as the real maps it is compared with
         pick = torch.linspace(0, len(prompts) - 1, min(self.budget.coherence_clips, len(prompts))).long()
         ar = pipe.ar
