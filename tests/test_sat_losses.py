@@ -199,6 +199,10 @@ def test_phase_derivative_loss_ignores_a_phase_offset_and_measures_a_frequency_e
     delta = 0.4   # every bin's phase advances 0.4 rad per frame too fast: an IF error, no group-delay error
     ramp = delta * torch.arange(12.0)
     assert phase_derivative_loss(spec, phase + ramp).item() == pytest.approx(1 - math.cos(delta), rel=1e-4)
+    assert phase_derivative_loss(spec, phase + ramp, group_delay=False).item() == pytest.approx(1 - math.cos(delta), rel=1e-4)
+    tilt = 0.3 * torch.arange(spec.shape[-2]).reshape(-1, 1)   # a group-delay error only: the advance is right
+    assert phase_derivative_loss(spec, phase + tilt).item() == pytest.approx(1 - math.cos(0.3), rel=1e-4)
+    assert phase_derivative_loss(spec, phase + tilt, group_delay=False).item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_spectral_terms_need_the_fourier_codec_and_its_spectrum_gives_its_audio():

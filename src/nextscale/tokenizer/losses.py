@@ -43,6 +43,7 @@ class LossConfig:
     spectral_weight: float = 0.0  # squared error of power-law compressed magnitudes
     spectral_power: float = 0.3
     phase_weight: float = 0.0     # instantaneous frequency + group delay, weighted by magnitude
+    phase_group_delay: bool = True   # false: the instantaneous-frequency half only (see phase_derivative_loss)
     # any codec: compressed magnitudes of the decoded waveform at resolutions finer than the codec's frames
     fine_spectral_weight: float = 0.0
     fine_spectral_ffts: list[int] = dataclasses.field(default_factory=lambda: [2048, 4096])   # hop = n_fft / 4
@@ -150,17 +151,21 @@ def fine_spectral_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Seque
     return total
 
 
-def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay: bool = True) -> torch.Tensor:
     """Magnitude-weighted 1 - cos of the error in each bin's phase change, along time and along frequency.
 
     The change over one hop is the instantaneous frequency (pitch, glides), the change across
     bins the group delay (where in the frame a transient sits). Both are well defined from the
     codes, unlike the absolute phase, and differences of wrapped phases are compared through
     cos, so no unwrapping is needed (the anti-wrapping losses of APNet, Ai & Ling 2023).
+
+    A cumulative-phase decoder sums its increments over every earlier frame, so its phase across
+    bins at one frame depends on the whole past: it can match the frame-to-frame advance but not a
+    frame-local group delay. `group_delay=False` keeps the advance (instantaneous frequency) alone.
     """
     magnitude = target.abs()
     total = torch.zeros((), device=target.device)
-    for dim in (-1, -2):                               # time, frequency
+    for dim in (-1, -2) if group_delay else (-1,):     # time, frequency
         n = target.shape[dim]
         now, before = target.narrow(dim, 1, n - 1), target.narrow(dim, 0, n - 1)
         true_step = torch.angle(now * before.conj())
@@ -225,7 +230,7 @@ class GeneratorLoss:
                 terms["spectral"] = compressed_magnitude_loss(target, log_magnitude, c.spectral_power)
                 total = total + c.spectral_weight * terms["spectral"]
             if c.phase_weight > 0:
-                terms["phase"] = phase_derivative_loss(target, phase)
+                terms["phase"] = phase_derivative_loss(target, phase, c.phase_group_delay)
                 total = total + c.phase_weight * terms["phase"]
         if c.adversarial and disc_fake is not None:
             if disc_real is None:
