@@ -12,7 +12,6 @@ index.html has audio of each contender and a spectrogram grid lands beside the J
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import typer
@@ -21,12 +20,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded"     # benchmarks/recorded_corpus.py
 
 
-def write_results(run, path: Path, started: float) -> None:
+def write_results(run, path: Path) -> None:
     """The JSON and Markdown of everything finished so far."""
     import torch
 
     from nextscale.bench.measure import machine_info, versions
     from nextscale.bench.paper_table import collect, markdown
+    from nextscale.demo import SAMPLING
     from nextscale.io import atomic_write_bytes, atomic_write_json
 
     figures = collect(run)
@@ -34,9 +34,10 @@ def write_results(run, path: Path, started: float) -> None:
     atomic_write_json(path, {
         "benchmark": "paper_claims", "budget": run.budget.name, "device": run.device,
         "machine": machine_info(torch.device(run.device)), "versions": versions(), "threads": torch.get_num_threads(),
-        "settings": dataclasses.asdict(run.budget), "sampling": __import__("nextscale.demo").demo.SAMPLING,
+        "settings": dataclasses.asdict(run.budget), "sampling": SAMPLING,
         "stages_done": [s for s in planned if run.done(s)], "stages_planned": len(planned),
-        "stage_seconds": run.stage_seconds(), "elapsed_s": round(time.perf_counter() - started, 1), **figures})
+        "stage_seconds": run.stage_seconds(), "stage_seconds_total": round(sum(run.stage_seconds().values()), 1),
+        **figures})
     atomic_write_bytes(path.with_suffix(".md"), (f"# Paper comparisons ({run.budget.name} budget, {run.device})\n\n"
                                                  + markdown(figures)).encode("utf-8"))
 
@@ -45,13 +46,13 @@ def spectrogram_grid(run, path: Path) -> None:
     """One real clip per class beside its SAT / RVQ round trips and a seed-0 sample of each contender."""
     from nextscale.audio import load_audio
     from nextscale.bench.paper import GENERATION_TRIO, SEED, ar_run_name
-    from nextscale.bench.paper_table import LABELS
+    from nextscale.bench.paper_table import LABELS, LISTEN_CLASSES
     from nextscale.plots import plot_comparison
 
     heldout = Path(run.results["heldout"]["manifest"]).parent
     columns = ["real", "SAT round trip", "RVQ round trip"] + [LABELS[m] for m, _ in GENERATION_TRIO]
     rows = []
-    for cls in ("tone", "chord", "siren", "kick"):
+    for cls in LISTEN_CLASSES:
         real = sorted(heldout.glob(f"wav/{cls}_*.wav"))[:1]
         files = real + [run.out / "samples" / f"recon_{t}" / real[0].name for t in ("quadratic", "rvq")] if real else []
         files += [run.out / "samples" / ("gen" + ar_run_name(m, t, SEED)[2:]) / f"{cls}_00.wav" for m, t in GENERATION_TRIO]
@@ -77,7 +78,6 @@ def main(device: str = typer.Option("cpu", help="cpu or cuda"),
 
     if threads:
         torch.set_num_threads(threads)
-    started = time.perf_counter()
     try:
         run = PaperRun(out or Path(__file__).resolve().parent / "runs" / f"paper_{budget}", budget=budget,
                        device=device, progress=progress, recorded=recorded)
@@ -85,8 +85,8 @@ def main(device: str = typer.Option("cpu", help="cpu or cuda"),
         if not run.recorded_manifests():
             print(f"no recorded corpus at {recorded}: the per-audio-type comparison is skipped "
                   "(python benchmarks/recorded_corpus.py builds it)")
-        run.run(after_stage=lambda r: write_results(r, path, started))
-        write_results(run, path, started)
+        run.run(after_stage=lambda r: write_results(r, path))
+        write_results(run, path)
         page = write_listening_page(run)
         spectrogram_grid(run, results / f"paper_claims_{budget}_{device}_spectrograms.png")
     except NextscaleError as e:

@@ -35,9 +35,9 @@ HELDOUT_SEED = 7_777      # held-out clips come from another seed than the train
 
 
 @dataclasses.dataclass
-class DemoPreset:
-    """Sizes of one demo run; `default` fits in ~15 min on 2 CPU cores, `quick` in ~3, `long` in ~1 h,
-    `smoke` is for tests."""
+class RunSizes:
+    """What every train-and-score run on the synthetic corpus sizes: clips, steps and batches of the two
+    models and the classifier, samples per class, and overrides of the recipes' model sections."""
 
     name: str
     n_train: int
@@ -49,8 +49,15 @@ class DemoPreset:
     classifier_steps: int
     classifier_n: int
     samples_per_class: int
-    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of SAT_CONFIG's model section
-    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of AR_CONFIG's model section
+    sat_model: dict = dataclasses.field(default_factory=dict)    # overrides of the SAT recipe's model section
+    ar_model: dict = dataclasses.field(default_factory=dict)     # overrides of the AR recipe's model section
+
+
+@dataclasses.dataclass
+class DemoPreset(RunSizes):
+    """Sizes of one demo run; `default` fits in ~15 min on 2 CPU cores, `quick` in ~3, `long` in ~1 h,
+    `smoke` is for tests."""
+
     bench_repeats: int = 3
     # Wall-clock budgets (0: none). A stage with one trains as many steps as fit in it on this machine
     # (timed on a few real steps), never fewer than sat_steps / ar_steps: a faster CPU gets a better

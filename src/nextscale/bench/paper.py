@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from ..config import read_yaml
-from ..demo import SAMPLING, has_checkpoint, sample_names, train_section, write_labelled
+from ..demo import SAMPLING, RunSizes, has_checkpoint, sample_names, train_section, write_labelled
 from ..errors import ConfigError
 from ..stages import StageRunner
 
@@ -35,27 +35,15 @@ MODEL_KINDS = {"aar": ("aar", "scale"), "next_token_scale": ("next_token", "scal
 
 
 @dataclasses.dataclass
-class PaperBudget:
+class PaperBudget(RunSizes):
     """Sizes of one run. `small` fits 2 CPU cores in about 90 minutes; `full` is the paper-size GPU recipe."""
 
-    name: str
-    n_train: int
-    n_heldout: int
-    sat_steps: int
-    sat_batch: int
-    ar_steps: int
-    ar_batch: int
-    classifier_steps: int
-    classifier_n: int
-    samples_per_class: int
-    coherence_clips: int
-    seeds: int
+    coherence_clips: int = 24                       # token maps scored for scale coherence, per model
+    seeds: int = 3                                  # of the generation comparison
     scales: tuple[int, int, int] = (16, 8, 32)      # base, fewer, more (all quadratic)
     rvq_levels: int = 10
     sat_recipe: str = "sat-fourier-tiny"
     ar_recipe: str = "aar-synth"
-    sat_model: dict = dataclasses.field(default_factory=dict)
-    ar_model: dict = dataclasses.field(default_factory=dict)
     timing_repeats: int = 3
 
 

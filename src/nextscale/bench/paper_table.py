@@ -14,6 +14,7 @@ import numpy as np
 from .paper import GENERATION_TRIO, PHI_GROUP, RECORDED_GROUP, SCHEDULE_GROUP, SEED, PaperRun, ar_run_name, tokenizer_specs
 
 GEN_METRICS = ("fad", "accuracy", "inception_score", "non_monotone", "final_share")
+LISTEN_CLASSES = ("tone", "chord", "siren", "kick")      # the listening page's and the spectrogram grid's rows
 LABELS = {"aar": "AAR (next-scale)", "next_token_scale": "next-token, SAT tokens", "next_token_rvq": "next-token, RVQ tokens"}
 
 
@@ -167,7 +168,7 @@ def markdown(figures: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- for the eye
-def write_listening_page(run: PaperRun, classes: Sequence[str] = ("tone", "chord", "siren", "kick")) -> Path | None:
+def write_listening_page(run: PaperRun, classes: Sequence[str] = LISTEN_CLASSES) -> Path | None:
     """OUT/report/index.html: the tables, and for a few classes a real clip, its round trips and one sample
     of each generation contender (seed 0), as players with spectrograms."""
     from ..eval.report import Audio, Section, Table, write_report
