@@ -203,39 +203,171 @@ def frequency_deviation(spec: torch.Tensor, bin_advance: torch.Tensor, quiet: fl
     return F.pad(deviation, (1, 0))
 
 
-class FourierDecoder(nn.Module):
-    """(B, dimension, T) -> (B, 1, T * hop): ConvNeXt, then a 1x1 head giving log-magnitude and phase per bin.
+PHASE_MODES = ("direct", "cumulative", "partials")
 
-    `phase="direct"` predicts each frame's phase outright (Vocos). `phase="cumulative"` predicts
-    each bin's deviation from its centre frequency's advance over one hop and sums it over frames,
-    as a phase vocoder does: a decoder that predicts nothing yet already gives frame-to-frame
+
+class FrequencyRefiner(nn.Module):
+    """A small CNN along the bins of every frame, shared by all bins: (B, channels, F, T) head output ->
+    (B, 2, F, T) correction of its first two channels (zero at initialisation).
+
+    A 1x1 head gives each frame's spectrum as a mix of fixed spectra; a pitch between two of them
+    comes out as both, two sets of partials (a tone heard as a chord). Weighting two broad bumps
+    moves their centroid smoothly, and a convolution along frequency can turn a bump into one sharp
+    partial wherever it lies, so pitch becomes continuous. Each STFT resolution is refined on its own.
+    """
+
+    channels = 4          # the head's numbers per bin: the two the decoder reads, and two for the refiner
+    kernel = 7
+
+    def __init__(self, bins: list[int], hidden: int):
+        super().__init__()
+        self.bins = bins
+        pad = (self.kernel // 2, 0)
+        self.net = nn.Sequential(nn.Conv2d(self.channels, hidden, (self.kernel, 1), padding=pad), nn.GELU(),
+                                 nn.Conv2d(hidden, 2, (self.kernel, 1), padding=pad))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(part) for part in x.split(self.bins, dim=2)], dim=2)
+
+
+def hann_kernels(offset: torch.Tensor, n_fft: int, reach: int) -> list[torch.Tensor]:
+    """For a sinusoid `offset` bins from a bin's centre (|offset| < 1), its share in the bins o = -reach ..
+    reach away: the n_fft-point DFT of the periodic-Hann-windowed complex sinusoid at offset - o, over its
+    value at 0, leaving out the linear phase exp(i pi (offset - o) (N - 1) / N) (complex, one per o).
+
+    With w = 1/2 - (e^{2 pi i n/N} + e^{-2 pi i n/N}) / 4 each is three Dirichlet kernels
+    D(x) = sum_n exp(2 pi i x n / N) = exp(i pi x (N - 1) / N) N sinc(x) / sinc(x / N); sinc(x / N) is 1 to
+    within 2e-6 x^2 at n_fft >= 1024 and is left out, the side terms keep their e^{-+ i pi / N}. The sincs
+    two or more bins away share sin(pi offset): sinc(offset - m) = (-1)^m sin(pi offset) / (pi (offset - m));
+    the near ones (offset - m can be 0 at |offset| = 1, where tanh saturates) are torch.sinc's.
+    """
+    sine = torch.sin(math.pi * offset) / math.pi
+    sinc = {m: torch.sinc(offset - m) if abs(m) <= 1 else sine * (-1) ** m / (offset - m)
+            for m in range(-reach - 1, reach + 2)}
+    side_re, side_im = 0.5 * math.cos(math.pi / n_fft), 0.5 * math.sin(math.pi / n_fft)
+    return [torch.complex(sinc[o] + side_re * (sinc[o - 1] + sinc[o + 1]), side_im * (sinc[o + 1] - sinc[o - 1]))
+            for o in range(-reach, reach + 1)]
+
+
+def render_partials(amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, n_fft: int,
+                    reach: int = 2) -> torch.Tensor:
+    """(B, F, T) sinusoids, one per bin (amplitude, offset from the bin's centre in bins, |offset| < 1, phase at
+    the frame's first sample) -> (B, F, T) complex STFT, frame by frame: bin j's sinusoid adds its share
+    a e^{i phase} DFT(window x sinusoid) to bin j + o for |o| <= reach. The Hann main lobe reaches two
+    bins either side of the sinusoid, so reach 2 covers it (the side lobes beyond, under 3 % of the peak,
+    and the negative-frequency image, far from all but the lowest bins, are left out).
+    """
+    tilt = math.pi * (n_fft - 1) / n_fft                     # the shared linear phase, per bin of offset
+    source = torch.polar(amplitude, phase + tilt * offset)
+    bins = source.shape[1]
+    spectrum = source.new_zeros(source.shape[0], bins + 2 * reach, *source.shape[2:])
+    for o, kernel in zip(range(-reach, reach + 1), hann_kernels(offset, n_fft, reach)):
+        turn = complex(math.cos(tilt * o), -math.sin(tilt * o))     # exp(-i tilt o): the rest of its linear phase
+        spectrum[:, reach + o: reach + o + bins] += source * (kernel * turn)
+    return spectrum[:, reach: reach + bins]
+
+
+class FourierDecoder(nn.Module):
+    """(B, dimension, T) -> (B, 1, T * hop): ConvNeXt, then a 1x1 head giving two numbers per bin.
+
+    `phase="direct"` reads them as log-magnitude and phase (Vocos). `phase="cumulative"` reads the
+    second as each bin's deviation from its centre frequency's advance over one hop and sums it over
+    frames, as a phase vocoder does: a decoder that predicts nothing yet already gives frame-to-frame
     coherent sinusoids instead of the buzz at the frame rate that unrelated phases make.
+
+    `phase="partials"` reads them as one sinusoid per bin: a log-amplitude and where inside the bin
+    (up to one bin either way) its frequency sits. Its phase is cumulative at that frequency, and the
+    spectrum is rendered as the STFT of those sinusoids (`render_partials`: each spreads over its
+    neighbours by the window's own kernel). A partial's exact frequency is then one number, trained
+    directly by the magnitude losses through the kernel's shape; with per-bin magnitudes and phases,
+    it is a pattern over four bins' magnitudes and advances that must agree, and a decoder that gets
+    the pattern slightly wrong makes four nearby partials (a low tone that sounds like a chord).
     """
 
     max_log_magnitude = math.log(100.0)   # caps exp() so an early, wild step cannot overflow
     initial_log_magnitude = math.log(1e-2)  # start near a quiet spectrum, not a loud flat one (|X| = 1 per bin)
+    max_offset = 1.0                        # partials: a bin's sinusoid sits within one bin of its centre (tanh)
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
-                 phase: str = "direct", long_n_fft: int = 0):
+                 phase: str = "direct", long_n_fft: int = 0, refiner: int = 0, harmonics: int = 0,
+                 sample_rate: int = 24000):
         super().__init__()
-        if phase not in ("direct", "cumulative"):
-            raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {phase!r}")
+        if phase not in PHASE_MODES:
+            raise ConfigError(f"model.fourier_phase: expected one of {', '.join(PHASE_MODES)}, got {phase!r}")
+        if refiner < 0:
+            raise ConfigError(f"model.fourier_refiner: hidden channels must be >= 0 (0: none), got {refiner}")
         self.phase = phase
         self.stft = MultiSTFT(resolutions(n_fft, long_n_fft), hop)
         bins = self.stft.total_bins
         self.backbone = ConvNeXtStack(dimension, width, layers, mlp_ratio)
-        self.head = nn.Conv1d(width, 2 * bins, 1)
+        self.refiner = FrequencyRefiner(self.stft.bins, refiner) if refiner else None
+        if harmonics < 0:
+            raise ConfigError(f"model.fourier_harmonics: must be >= 0 (0: no harmonic source), got {harmonics}")
+        from .harmonic import HarmonicSource
+
+        self.harmonic = HarmonicSource(width, harmonics, n_fft, hop, sample_rate) if harmonics else None
+        self.head = nn.Conv1d(width, (FrequencyRefiner.channels if refiner else 2) * bins, 1)
         _init(self.head)
         nn.init.constant_(self.head.bias[:bins], self.initial_log_magnitude)
         self.register_buffer("bin_advance", self.stft.bin_advance(), persistent=False)
+        # partials: an offset of one bin advances the phase by 2 pi hop / n_fft more per frame
+        self.register_buffer("offset_advance", torch.cat([torch.full((b, 1), 2 * math.pi * hop / p.n_fft)
+                                                          for b, p in zip(self.stft.bins, self.stft.parts)]),
+                             persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(*self.predict(z))
+        return self.decode_with_spectrum(z)[0]
+
+    def decode_with_spectrum(self, z: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor],
+                                                             torch.Tensor | None]:
+        """(B, dimension, T) -> audio (B, 1, T * hop), (B, F, T) log-magnitude and phase for the spectral losses,
+        and the harmonic source's log2 f0 (B, T) (None without one).
+
+        The log-magnitude is the head's own for a per-bin head alone, else the summed spectrum's; the phase
+        is each bin's (the head's, or its sinusoid's for partials): the summed spectrum's angle has no
+        gradient where it is zero."""
+        features = self.backbone(z)
+        first, second = self.head_output(features)
+        if self.phase == "partials":
+            amplitude = first.clamp(max=self.max_log_magnitude).exp()
+            offset = torch.tanh(second) * self.max_offset
+            phase = torch.cumsum(self.bin_advance + offset * self.offset_advance, dim=-1)
+            spec = torch.cat([render_partials(a, o, p, part.n_fft) for part, a, o, p in
+                              zip(self.stft.parts, *(x.split(self.stft.bins, dim=1) for x in (amplitude, offset, phase)))],
+                             dim=1)
+        else:
+            log_magnitude, phase = first.clamp(max=self.max_log_magnitude), self.phase_of(second)
+            if self.harmonic is None:
+                return self.synthesize(log_magnitude, phase), (log_magnitude, phase), None
+            spec = torch.polar(log_magnitude.exp(), phase)
+        f0 = None
+        if self.harmonic is not None:                         # it renders into the first resolution's bins
+            harmonic, f0 = self.harmonic(features)
+            spec = spec + F.pad(harmonic, (0, 0, 0, spec.shape[1] - harmonic.shape[1]))
+        log_magnitude = 0.5 * (spec.real.square() + spec.imag.square() + 1e-12).log()
+        return self.stft.inverse(spec), (log_magnitude, phase), f0
 
     def predict(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, dimension, T) -> (B, F, T) log-magnitude and each frame's phase, in float32."""
-        log_magnitude, phase = self.head(self.backbone(z)).float().chunk(2, dim=1)
+        """(B, dimension, T) -> (B, F, T) log-magnitude and each frame's phase, in float32: the whole spectrum of
+        a per-bin head without a harmonic source."""
+        if self.phase == "partials" or self.harmonic is not None:
+            raise ConfigError("FourierDecoder.predict: this decoder renders a complex spectrum (partials head or "
+                              "harmonic source); use decode_with_spectrum")
+        log_magnitude, phase = self.head_output(self.backbone(z))
         return log_magnitude.clamp(max=self.max_log_magnitude), self.phase_of(phase)
+
+    def head_output(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, width, T) backbone features -> the head's two (B, F, T) numbers per bin, in float32, refined along
+        the bins when there is a refiner."""
+        out = self.head(features).float()
+        if self.refiner is None:
+            first, second = out.chunk(2, dim=1)
+            return first, second
+        out = out.unflatten(1, (FrequencyRefiner.channels, -1))          # (B, channels, F, T)
+        first, second = (out[:, :2] + self.refiner(out)).unbind(1)
+        return first, second
 
     def phase_of(self, phase: torch.Tensor) -> torch.Tensor:
         """The head's phase output -> each bin's phase per frame (the cumulative model sums increments)."""

@@ -44,6 +44,8 @@ class LossConfig:
     spectral_power: float = 0.3
     phase_weight: float = 0.0     # instantaneous frequency + group delay, weighted by magnitude
     phase_group_delay: bool = True   # false: the instantaneous-frequency half only (see phase_derivative_loss)
+    pitch_weight: float = 0.0     # harmonic source: its f0 against the input's estimated pitch (octaves)
+    pitch_confidence: float = 0.3  # frames whose pitch estimate is less confident than this are not compared
     # any codec: compressed magnitudes of the decoded waveform at resolutions finer than the codec's frames
     fine_spectral_weight: float = 0.0
     fine_spectral_ffts: list[int] = dataclasses.field(default_factory=lambda: [2048, 4096])   # hop = n_fft / 4
@@ -54,7 +56,7 @@ class LossConfig:
             raise ConfigError(f"loss.mel_min_exponent/mel_max_exponent: need 2 <= min <= max, got "
                               f"{self.mel_min_exponent}, {self.mel_max_exponent}")
         for name in ("time_weight", "mel_weight", "adv_weight", "feat_weight", "commit_weight", "stft_weight",
-                     "spectral_weight", "phase_weight", "fine_spectral_weight"):
+                     "spectral_weight", "phase_weight", "fine_spectral_weight", "pitch_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name}: must be >= 0, got {getattr(self, name)}")
         resolutions = self.mel_max_exponent - self.mel_min_exponent + 1
@@ -175,6 +177,20 @@ def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay
     return total
 
 
+def pitch_loss(codec_stft: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, log2_f0: torch.Tensor,
+               sample_rate: int, min_confidence: float) -> torch.Tensor:
+    """Confidence-weighted mean |log2 f0 - log2 estimate| (octaves) over the frames whose estimate
+    (`harmonic.estimate_pitch` on the codec's first STFT) is at least `min_confidence`; 0 when none is."""
+    from .harmonic import estimate_pitch
+
+    first = codec_stft.parts[0]
+    magnitude = first(wav).abs()
+    estimate, confidence = estimate_pitch(magnitude, sample_rate, first.n_fft)
+    weight = confidence * (confidence >= min_confidence)
+    error = (log2_f0 - torch.log2(estimate)).abs()
+    return (weight * error).sum() / weight.sum().clamp(min=1e-6)
+
+
 def generator_adversarial_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
     """Hinge: mean over sub-discriminators of mean(relu(1 - D(x_hat)))."""
     return torch.stack([F.relu(1 - logit).mean() for logit in fake_logits]).mean()
@@ -203,9 +219,10 @@ class GeneratorLoss:
     def __init__(self, config: LossConfig | None = None, codec_stft: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.config = config or LossConfig()
         self.codec_stft = codec_stft
-        if (self.config.spectral_weight > 0 or self.config.phase_weight > 0) and codec_stft is None:
-            raise ConfigError("loss.spectral_weight / loss.phase_weight: these terms compare the decoder's spectrum "
-                              "with the input's and need model.codec: fourier")
+        c = self.config
+        if (c.spectral_weight > 0 or c.phase_weight > 0 or c.pitch_weight > 0) and codec_stft is None:
+            raise ConfigError("loss.spectral_weight / phase_weight / pitch_weight: these terms compare the decoder's "
+                              "spectrum with the input's and need model.codec: fourier")
 
     def __call__(self, wav: torch.Tensor, out: SATOutput, disc_fake: DiscOutput | None = None,
                  disc_real: DiscOutput | None = None) -> dict[str, torch.Tensor]:
@@ -232,6 +249,12 @@ class GeneratorLoss:
             if c.phase_weight > 0:
                 terms["phase"] = phase_derivative_loss(target, phase, c.phase_group_delay)
                 total = total + c.phase_weight * terms["phase"]
+        if c.pitch_weight > 0:
+            if out.pitch is None:
+                raise ConfigError("loss.pitch_weight: compares the decoder's harmonic source with the input's pitch; "
+                                  "set model.fourier_harmonics > 0 or the weight to 0")
+            terms["pitch"] = pitch_loss(self.codec_stft, wav, out.pitch, c.sample_rate, c.pitch_confidence)
+            total = total + c.pitch_weight * terms["pitch"]
         if c.adversarial and disc_fake is not None:
             if disc_real is None:
                 raise ConfigError("GeneratorLoss: feature matching needs the discriminator's outputs on real audio")

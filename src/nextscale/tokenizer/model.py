@@ -55,10 +55,12 @@ class SATConfig:
     convnext_width: int = 256
     convnext_layers: int = 4
     convnext_mlp_ratio: float = 3.0
-    fourier_phase: Literal["direct", "cumulative"] = "direct"   # see FourierDecoder
+    fourier_phase: Literal["direct", "cumulative", "partials"] = "direct"   # see FourierDecoder
     fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
     fourier_encoder_if: bool = False         # ... or each bin's phase advance off its centre (see FourierEncoder)
     fourier_long_n_fft: int = 0              # > 0: a second, longer STFT beside n_fft (see fourier.MultiSTFT)
+    fourier_refiner: int = 0                 # > 0: hidden channels of a CNN along the bins after the head (0: none)
+    fourier_harmonics: int = 0               # > 0: a harmonic source (one f0, this many harmonics; see harmonic.py)
     # MSRQ
     latent_dim: int = 64
     codebook_size: int = 1024
@@ -94,7 +96,7 @@ class SATConfig:
             raise ConfigError(f"model.hop: the seanet codec's hop is the product of model.ratios "
                               f"({math.prod(self.ratios)}), got {self.hop}; change ratios or leave hop unset")
         if self.codec == "fourier":
-            from .fourier import check_framing
+            from .fourier import PHASE_MODES, check_framing
 
             check_framing(self.n_fft, self.hop_length)
             if self.fourier_long_n_fft:
@@ -102,8 +104,15 @@ class SATConfig:
                     raise ConfigError(f"model.fourier_long_n_fft: the second STFT must be longer than model.n_fft "
                                       f"({self.n_fft}), got {self.fourier_long_n_fft}; 0 turns it off")
                 check_framing(self.fourier_long_n_fft, self.hop_length)
-            if self.fourier_phase not in ("direct", "cumulative"):
-                raise ConfigError(f"model.fourier_phase: expected 'direct' or 'cumulative', got {self.fourier_phase!r}")
+            if self.fourier_phase not in PHASE_MODES:
+                raise ConfigError(f"model.fourier_phase: expected one of {', '.join(PHASE_MODES)}, "
+                                  f"got {self.fourier_phase!r}")
+            if self.fourier_refiner < 0:
+                raise ConfigError(f"model.fourier_refiner: hidden channels must be >= 0 (0: none), "
+                                  f"got {self.fourier_refiner}")
+            if self.fourier_harmonics < 0:
+                raise ConfigError(f"model.fourier_harmonics: must be >= 0 (0: no harmonic source), "
+                                  f"got {self.fourier_harmonics}")
             for name in ("convnext_width", "convnext_layers", "convnext_mlp_ratio"):
                 if getattr(self, name) <= 0:
                     raise ConfigError(f"model.{name}: must be positive, got {getattr(self, name)}")
@@ -147,7 +156,8 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
         parts["long_n_fft"] = config.fourier_long_n_fft
         return (FourierEncoder(**parts, phase=config.fourier_encoder_phase,
                                instantaneous_frequency=config.fourier_encoder_if),
-                FourierDecoder(**parts, phase=config.fourier_phase))
+                FourierDecoder(**parts, phase=config.fourier_phase, refiner=config.fourier_refiner,
+                               harmonics=config.fourier_harmonics, sample_rate=config.sample_rate))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
                   n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
                   kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
@@ -167,6 +177,7 @@ class SATOutput:
     perplexity: torch.Tensor       # (K,) code perplexity per scale
     spectrum: tuple[torch.Tensor, torch.Tensor] | None = None   # fourier codec: the decoder head's
     # (B, F, T) log-magnitude and phase (each frame's), for the spectral losses; None for seanet
+    pitch: torch.Tensor | None = None   # fourier codec with a harmonic source: log2 of its f0 (B, T), unclamped
 
 
 class SAT(Pretrained, nn.Module):
@@ -311,11 +322,10 @@ class SAT(Pretrained, nn.Module):
         layout = self.layout()
         q = self.quantizer(layout.split(z))
         quantized = layout.join(q.quantized, z.shape[0])
-        spectrum = None
+        spectrum = pitch = None
         if self.config.codec == "fourier":
-            spectrum = self.decoder.predict(quantized)
-            audio = self.decoder.synthesize(*spectrum)
+            audio, spectrum, pitch = self.decoder.decode_with_spectrum(quantized)
         else:
             audio = self.decoder(quantized)
         codes = [c.reshape(z.shape[0], -1) for c in q.codes]
-        return SATOutput(audio[..., : wav.shape[-1]], codes, q.commit_loss, q.usage, q.perplexity, spectrum)
+        return SATOutput(audio[..., : wav.shape[-1]], codes, q.commit_loss, q.usage, q.perplexity, spectrum, pitch)

@@ -1,0 +1,123 @@
+"""A harmonic source for the Fourier decoder: one pitch per frame and its harmonics, rendered as partials.
+
+A 1x1 spectral head makes each frame's spectrum a mix of fixed spectra, so it can only place a
+partial where one of them has a peak: a tone between two of those comes back as both, tens of
+hertz off (a 530 Hz tone as 499 + 540 Hz: heard as a chord), and more training only adds peaks.
+Here the pitch is a number: every harmonic h sits exactly at h * f0, whatever f0 is, so a pitched
+sound keeps its harmonic series even when the pitch is slightly off. The per-bin head stays for
+everything that is not one harmonic series (noise, clicks, chords' other notes, bells).
+
+A pitch learnt only through spectral losses has no gradient once its harmonics miss the true ones
+by more than a bin, so training supervises it with `estimate_pitch`, a classical harmonic-sum
+pitch estimate of the input (not differentiable, not needed at inference).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .fourier import hann_kernels
+
+F_MIN, F_MAX = 40.0, 2000.0        # the pitch range of the source and of the estimator, Hz
+F_REF = math.sqrt(F_MIN * F_MAX)   # the source's pitch at a zero projection (283 Hz) ...
+OCTAVES = 0.5 * math.log2(F_MAX / F_MIN)   # ... and how far one unit of it moves the pitch
+
+
+class HarmonicSource(nn.Module):
+    """(B, width, T) decoder features -> (B, F, T) complex spectrum of `harmonics` partials at h * f0, and the
+    pitch's log2 (B, T).
+
+    log2 f0 = log2 F_REF + (octaves either side) * the projection's first output, unbounded, so the pitch
+    loss always has a gradient; the partials sit at f0 clamped to [F_MIN, F_MAX], and no other loss
+    moves the pitch (with a sigmoid and the spectral losses' gradients, the pitch ran to an end of the
+    range and stayed there, 2.8 octaves off). The
+    harmonics' log-amplitudes come from the same 1x1 projection (harmonics at or above Nyquist minus the
+    kernel's reach are silent). Each harmonic's phase is cumulative at its own frequency and it is
+    rendered like `fourier.render_partials`: the windowed sinusoid's DFT spread over the five bins around it.
+    """
+
+    reach = 2
+    initial_log_amplitude = math.log(1e-3)      # start quiet: the per-bin head has the spectrum at first
+
+    def __init__(self, width: int, harmonics: int, n_fft: int, hop: int, sample_rate: int):
+        super().__init__()
+        self.harmonics, self.n_fft, self.hop, self.sample_rate = harmonics, n_fft, hop, sample_rate
+        self.proj = nn.Conv1d(width, 1 + harmonics, 1)
+        nn.init.trunc_normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+        nn.init.constant_(self.proj.bias[1:], self.initial_log_amplitude)
+        self.register_buffer("numbers", torch.arange(1, harmonics + 1, dtype=torch.float32)[None, :, None],
+                             persistent=False)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.proj(features).float()
+        log2_f0 = math.log2(F_REF) + OCTAVES * out[:, 0]                                   # (B, T)
+        f0 = (2 ** log2_f0.detach()).clamp(F_MIN, F_MAX)             # only the pitch loss moves the pitch
+        frequency = self.numbers * f0[:, None]                                            # (B, H, T) Hz
+        position = frequency * self.n_fft / self.sample_rate                              # fractional bins
+        bins = self.n_fft // 2 + 1
+        audible = position < bins - 1 - self.reach
+        amplitude = out[:, 1:].clamp(max=math.log(100.0)).exp() * audible
+        advance = torch.remainder(2 * math.pi * frequency * self.hop / self.sample_rate, 2 * math.pi)
+        phase = torch.cumsum(advance, dim=-1)
+        centre = position.round().clamp(max=bins - 1 - self.reach)
+        offset = (position - centre) * audible          # [-0.5, 0.5]; 0 for the silent ones (the kernels need |.| < 1)
+        return self.render(amplitude, offset, phase, centre.long(), bins), log2_f0
+
+    def render(self, amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, centre: torch.Tensor,
+               bins: int) -> torch.Tensor:
+        """Scatter each harmonic's windowed-sinusoid DFT into the bins centre - reach .. centre + reach."""
+        tilt = math.pi * (self.n_fft - 1) / self.n_fft
+        angle = phase + tilt * offset
+        real, imag = amplitude * torch.cos(angle), amplitude * torch.sin(angle)
+        shape = (amplitude.shape[0], bins + self.reach, amplitude.shape[-1])
+        out_real, out_imag = real.new_zeros(shape), real.new_zeros(shape)
+        for o, kernel in zip(range(-self.reach, self.reach + 1), hann_kernels(offset, self.n_fft, self.reach)):
+            turn = complex(math.cos(tilt * o), -math.sin(tilt * o))
+            kernel = kernel * turn
+            index = (centre + o).clamp(min=0)         # the lowest harmonics' far taps fold onto DC: negligible
+            out_real = out_real.scatter_add(1, index, real * kernel.real - imag * kernel.imag)
+            out_imag = out_imag.scatter_add(1, index, real * kernel.imag + imag * kernel.real)
+        return torch.complex(out_real[:, :bins], out_imag[:, :bins])
+
+
+@torch.no_grad()
+def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmonics: int = 8,
+                   steps_per_octave: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, F, T) STFT magnitudes -> f0 (B, T) in Hz and a confidence (B, T) in [0, 1].
+
+    Harmonic sum minus inter-harmonic sum: a candidate f scores sum_h (M(h f) - M((h - 1/2) f)) / h on
+    square-root magnitudes read between bins by linear interpolation. The inter-harmonic term
+    penalises f0 / 2 (whose odd "harmonics" fall between the true ones), the classic octave error of a
+    plain harmonic sum. The best candidate of a 1/48-octave grid is refined by a parabola through its
+    neighbours' scores. Confidence: the best score over the sum of |M| at the same points, 0 for silence.
+    """
+    octaves = math.log2(F_MAX / F_MIN)
+    candidates = F_MIN * 2 ** (torch.arange(int(octaves * steps_per_octave) + 1, device=magnitude.device,
+                                            dtype=torch.float32) / steps_per_octave)
+    bins = magnitude.shape[1]
+    weights = torch.zeros(2, candidates.numel(), bins, device=magnitude.device)      # harmonic, between
+    for h in range(1, harmonics + 1):
+        for row, number in ((0, float(h)), (1, h - 0.5)):
+            position = number * candidates * n_fft / sample_rate
+            low = position.floor().long()
+            inside = (low + 1) < bins
+            frac = position - low
+            c = torch.arange(candidates.numel(), device=magnitude.device)[inside]
+            weights[row].index_put_((c, low[inside]), (1 - frac[inside]) / h, accumulate=True)
+            weights[row].index_put_((c, low[inside] + 1), frac[inside] / h, accumulate=True)
+    root = magnitude.float().sqrt()
+    on, between = (torch.einsum("cf,bft->bct", w, root) for w in weights)
+    score = on - between
+    best, index = score.max(dim=1)
+    confidence = (best / (on + between).gather(1, index[:, None]).squeeze(1).clamp(min=1e-6)).clamp(min=0, max=1)
+    # a parabola through the best candidate and its neighbours places the peak between grid steps
+    inner = index.clamp(1, candidates.numel() - 2)
+    left, centre, right = (score.gather(1, (inner + k)[:, None]).squeeze(1) for k in (-1, 0, 1))
+    curvature = left - 2 * centre + right
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-9), torch.zeros_like(centre))
+    shift = torch.where(index == inner, shift.clamp(-0.5, 0.5), torch.zeros_like(shift))
+    f0 = F_MIN * 2 ** ((index + shift) / steps_per_octave)
+    return f0, confidence

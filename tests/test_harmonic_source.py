@@ -1,0 +1,123 @@
+"""The Fourier decoder's harmonic source and the pitch estimate that supervises it."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nextscale.errors import ConfigError
+from nextscale.tokenizer.fourier import SameSTFT
+from nextscale.tokenizer.harmonic import F_MAX, F_MIN, F_REF, OCTAVES, HarmonicSource, estimate_pitch
+from nextscale.tokenizer.losses import GeneratorLoss, LossConfig, pitch_loss
+from nextscale.tokenizer.model import SAT, SATConfig
+from tiny_fourier import TINY, train_tiny
+
+SR, N_FFT, HOP = 24000, 1024, 320
+
+
+def harmonic_tone(f0: float, amplitudes: list[float], seconds: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(SR * seconds), dtype=torch.float64) / SR
+    wave = sum(a * torch.cos(2 * math.pi * f0 * (h + 1) * t + 0.3 * h) for h, a in enumerate(amplitudes))
+    return wave.float()[None, None]
+
+
+@pytest.mark.parametrize("f0, amplitudes", [(110.0, [1, 0.5, 0.33, 0.25, 0.2, 0.17]),    # low, falling series
+                                            (233.3, [1, 0, 0.33, 0, 0.2, 0, 0.14]),        # odd harmonics only
+                                            (440.0, [0.3, 1, 0.6, 0.2]),                   # weak fundamental
+                                            (987.8, [1, 0.4])])
+def test_pitch_estimate_finds_f0_not_an_octave_off(f0, amplitudes):
+    stft = SameSTFT(N_FFT, HOP)
+    estimate, confidence = estimate_pitch(stft(harmonic_tone(f0, amplitudes)).abs(), SR, N_FFT)
+    middle = slice(3, -3)
+    error = (torch.log2(estimate[0, middle] / f0)).abs().max()
+    assert error < 1 / 200, (f0, estimate[0, middle])        # a quarter of the 1/48-octave grid: the parabola
+    assert confidence[0, middle].min() > 0.5
+
+
+def test_pitch_estimate_has_little_confidence_in_noise_and_none_in_silence():
+    stft = SameSTFT(N_FFT, HOP)
+    torch.manual_seed(0)
+    _, noisy = estimate_pitch(stft(0.3 * torch.randn(1, 1, SR // 2)).abs(), SR, N_FFT)
+    _, silent = estimate_pitch(stft(torch.zeros(1, 1, SR // 2)).abs(), SR, N_FFT)
+    assert (noisy >= 0.3).float().mean() < 0.1 and silent.max() == 0     # 0.3: the pitch loss's default cut
+
+
+def source_playing(f0: float, amplitudes: list[float], frames: int = 30) -> tuple[HarmonicSource, torch.Tensor]:
+    """A source whose projection ignores its input: its bias holds the pitch and the harmonics' log-amplitudes."""
+    source = HarmonicSource(8, len(amplitudes), N_FFT, HOP, SR)
+    with torch.no_grad():
+        source.proj.weight.zero_()
+        source.proj.bias[0] = (math.log2(f0) - math.log2(F_REF)) / OCTAVES
+        source.proj.bias[1:] = torch.tensor(amplitudes).clamp(min=1e-9).log()
+    return source, torch.zeros(1, 8, frames)
+
+
+def test_the_source_renders_its_harmonics_as_the_stft_of_those_sinusoids():
+    """|rendered spectrum| against |STFT| of cosines at h * f0 with amplitudes a_h * 4 / N (a windowed cosine
+    of amplitude A peaks at A N / 4): equal within 3 % of the peak away from the edges (side lobes beyond two
+    bins are left out)."""
+    f0, amplitudes = 440.0, [100.0, 50.0, 25.0]
+    source, features = source_playing(f0, amplitudes)
+    spectrum, pitch = source(features)
+    torch.testing.assert_close(2 ** pitch, torch.full_like(pitch, f0), rtol=1e-4, atol=0)
+    target = SameSTFT(N_FFT, HOP)(harmonic_tone(f0, [a * 4 / N_FFT for a in amplitudes], seconds=30 * HOP / SR))
+    error = (spectrum.abs() - target.abs())[..., 3:-3].abs().max() / target.abs().max()
+    assert error < 0.03, error
+    assert spectrum.abs()[0, :, 10].argmax().item() == round(f0 * N_FFT / SR)
+
+
+@pytest.mark.parametrize("f0", [1900.0, 2052.0])     # 2052: clamped to F_MAX, the 6th harmonic lands on Nyquist
+def test_harmonics_past_nyquist_are_silent_and_the_pitch_stays_in_range(f0):
+    source, features = source_playing(f0, [1.0] * 32)
+    spectrum, pitch = source(features)
+    assert spectrum.shape == (1, N_FFT // 2 + 1, 30) and torch.isfinite(torch.view_as_real(spectrum)).all()
+    assert spectrum.abs()[0, -3:].max() < 1e-3 * spectrum.abs().max()
+    wild = HarmonicSource(8, 4, N_FFT, HOP, SR)
+    spectrum, pitch = wild(100 * torch.randn(2, 8, 5))             # the pitch itself is unbounded (its loss's
+    assert torch.isfinite(torch.view_as_real(spectrum)).all()     # gradient never vanishes); the partials
+    assert (2 ** pitch.max() > F_MAX) or (2 ** pitch.min() < F_MIN)  # stay at a clamped f0
+
+
+def test_pitch_loss_is_octaves_off_on_confident_frames_and_reaches_the_pitch_projection():
+    stft = SameSTFT(N_FFT, HOP)
+    codec_stft = type("Codec", (), {"parts": [stft]})()
+    wav = harmonic_tone(220.0, [1, 0.5, 0.3, 0.2])
+    frames = stft(wav).shape[-1]
+    estimate, _ = estimate_pitch(stft(wav).abs(), SR, N_FFT)
+    assert pitch_loss(codec_stft, wav, estimate.log2(), SR, 0.3).item() == pytest.approx(0.0, abs=1e-6)
+    assert pitch_loss(codec_stft, wav, estimate.log2() + 1, SR, 0.3).item() == pytest.approx(1.0, abs=1e-5)
+    silence = torch.zeros_like(wav)
+    assert pitch_loss(codec_stft, silence, torch.full((1, frames), 8.0), SR, 0.3).item() == 0.0
+    source = HarmonicSource(8, 4, N_FFT, HOP, SR)
+    _, f0 = source(torch.randn(1, 8, frames))
+    pitch_loss(codec_stft, wav, f0, SR, 0.3).backward()
+    assert source.proj.weight.grad[0].abs().sum() > 0 and source.proj.weight.grad[1:].abs().sum() == 0
+
+
+HARMONIC = TINY | dict(fourier_phase="cumulative", fourier_harmonics=8, clip_seconds=0.25)
+
+
+def test_sat_with_a_harmonic_source_trains_its_pitch_and_round_trips(tmp_path):
+    rows = train_tiny(tmp_path, {"fourier_phase": "cumulative", "fourier_harmonics": 8}, {"pitch_weight": 10.0})
+    first, last = ({k: sum(r[k] for r in part) / 3 for k in ("mel", "pitch")} for part in (rows[:3], rows[-3:]))
+    assert last["mel"] <= 0.8 * first["mel"], (first, last)             # logged every 10 steps; 100 steps in all
+    assert last["pitch"] <= 0.9 * first["pitch"], (first, last)
+    sat = SAT.from_pretrained(tmp_path / "tokenizer")
+    wav = 0.2 * torch.randn(2, 1, sat.clip_samples)
+    with torch.no_grad():
+        out = sat(wav)
+    assert out.pitch.shape == (2, 25)
+    torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio, atol=1e-6, rtol=0)
+
+
+def test_pitch_weight_without_a_harmonic_source_and_negative_counts_fail_clearly():
+    sat = SAT(SATConfig(**HARMONIC | {"fourier_harmonics": 0}))
+    loss = GeneratorLoss(LossConfig(sample_rate=8000, pitch_weight=1.0, adversarial=False), sat.decoder.stft)
+    wav = 0.1 * torch.randn(1, 1, sat.clip_samples)
+    with pytest.raises(ConfigError, match=r"loss\.pitch_weight.*model\.fourier_harmonics"):
+        loss(wav, sat.train()(wav))
+    with pytest.raises(ConfigError, match=r"model\.fourier_harmonics.*>= 0"):
+        SATConfig(**HARMONIC | {"fourier_harmonics": -1})
+    with pytest.raises(ConfigError, match=r"pitch_weight.*model\.codec: fourier"):
+        GeneratorLoss(LossConfig(pitch_weight=1.0), None)
