@@ -251,21 +251,29 @@ def hann_kernels(offset: torch.Tensor, n_fft: int, reach: int) -> list[torch.Ten
             for o in range(-reach, reach + 1)]
 
 
+def partial_shares(amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, n_fft: int,
+                   reach: int) -> list[tuple[int, torch.Tensor]]:
+    """Sinusoids (amplitude, offset from their bin's centre in bins, |offset| < 1, phase at the frame's first
+    sample; any equal shapes) -> [(o, what each adds to the bin o away from its own)] for o = -reach .. reach:
+    a e^{i phase} DFT(window x sinusoid) there, the kernels' shared linear phase put back."""
+    tilt = math.pi * (n_fft - 1) / n_fft                     # the linear phase, per bin of offset
+    source = torch.polar(amplitude, phase + tilt * offset)
+    return [(o, source * (kernel * complex(math.cos(tilt * o), -math.sin(tilt * o))))
+            for o, kernel in zip(range(-reach, reach + 1), hann_kernels(offset, n_fft, reach))]
+
+
 def render_partials(amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, n_fft: int,
                     reach: int = 2) -> torch.Tensor:
-    """(B, F, T) sinusoids, one per bin (amplitude, offset from the bin's centre in bins, |offset| < 1, phase at
-    the frame's first sample) -> (B, F, T) complex STFT, frame by frame: bin j's sinusoid adds its share
-    a e^{i phase} DFT(window x sinusoid) to bin j + o for |o| <= reach. The Hann main lobe reaches two
-    bins either side of the sinusoid, so reach 2 covers it (the side lobes beyond, under 3 % of the peak,
-    and the negative-frequency image, far from all but the lowest bins, are left out).
+    """(B, F, T) sinusoids, one per bin (see `partial_shares`) -> (B, F, T) complex STFT, frame by frame: bin
+    j's sinusoid adds its share to bin j + o for |o| <= reach. The Hann main lobe reaches two bins either
+    side of the sinusoid, so reach 2 covers it (the side lobes beyond, under 3 % of the peak, and the
+    negative-frequency image, far from all but the lowest bins, are left out).
     """
-    tilt = math.pi * (n_fft - 1) / n_fft                     # the shared linear phase, per bin of offset
-    source = torch.polar(amplitude, phase + tilt * offset)
-    bins = source.shape[1]
-    spectrum = source.new_zeros(source.shape[0], bins + 2 * reach, *source.shape[2:])
-    for o, kernel in zip(range(-reach, reach + 1), hann_kernels(offset, n_fft, reach)):
-        turn = complex(math.cos(tilt * o), -math.sin(tilt * o))     # exp(-i tilt o): the rest of its linear phase
-        spectrum[:, reach + o: reach + o + bins] += source * (kernel * turn)
+    bins = amplitude.shape[1]
+    spectrum = torch.zeros(amplitude.shape[0], bins + 2 * reach, *amplitude.shape[2:], device=amplitude.device,
+                           dtype=torch.complex128 if amplitude.dtype == torch.float64 else torch.complex64)
+    for o, share in partial_shares(amplitude, offset, phase, n_fft, reach):
+        spectrum[:, reach + o: reach + o + bins] += share
     return spectrum[:, reach: reach + bins]
 
 

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .fourier import hann_kernels
+from .fourier import partial_shares
 
 F_MIN, F_MAX = 40.0, 2000.0        # the pitch range of the source and of the estimator, Hz
 F_REF = math.sqrt(F_MIN * F_MAX)   # the source's pitch at a zero projection (283 Hz) ...
@@ -69,18 +69,12 @@ class HarmonicSource(nn.Module):
     def render(self, amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, centre: torch.Tensor,
                bins: int) -> torch.Tensor:
         """Scatter each harmonic's windowed-sinusoid DFT into the bins centre - reach .. centre + reach."""
-        tilt = math.pi * (self.n_fft - 1) / self.n_fft
-        angle = phase + tilt * offset
-        real, imag = amplitude * torch.cos(angle), amplitude * torch.sin(angle)
-        shape = (amplitude.shape[0], bins + self.reach, amplitude.shape[-1])
-        out_real, out_imag = real.new_zeros(shape), real.new_zeros(shape)
-        for o, kernel in zip(range(-self.reach, self.reach + 1), hann_kernels(offset, self.n_fft, self.reach)):
-            turn = complex(math.cos(tilt * o), -math.sin(tilt * o))
-            kernel = kernel * turn
-            index = (centre + o).clamp(min=0)         # the lowest harmonics' far taps fold onto DC: negligible
-            out_real = out_real.scatter_add(1, index, real * kernel.real - imag * kernel.imag)
-            out_imag = out_imag.scatter_add(1, index, real * kernel.imag + imag * kernel.real)
-        return torch.complex(out_real[:, :bins], out_imag[:, :bins])
+        spectrum = torch.zeros(amplitude.shape[0], bins + self.reach, amplitude.shape[-1], dtype=torch.complex64,
+                               device=amplitude.device)
+        for o, share in partial_shares(amplitude, offset, phase, self.n_fft, self.reach):
+            # the lowest harmonics' far taps fold onto DC: negligible
+            spectrum = spectrum.scatter_add(1, (centre + o).clamp(min=0), share)
+        return spectrum[:, :bins]
 
 
 @torch.no_grad()
