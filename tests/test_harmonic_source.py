@@ -8,7 +8,8 @@ import torch
 
 from nextscale.errors import ConfigError
 from nextscale.tokenizer.fourier import SameSTFT
-from nextscale.tokenizer.harmonic import F_MAX, F_MIN, F_REF, OCTAVES, HarmonicSource, estimate_pitch
+from nextscale.tokenizer.harmonic import (F_MAX, F_MIN, PITCH_CLASSES, STEPS_PER_OCTAVE, HarmonicSource, estimate_pitch,
+                                          log2_pitch, pitch_grid)
 from nextscale.tokenizer.losses import GeneratorLoss, LossConfig, pitch_loss
 from nextscale.tokenizer.model import SAT, SATConfig
 from tiny_fourier import TINY, train_tiny
@@ -43,14 +44,32 @@ def test_pitch_estimate_has_little_confidence_in_noise_and_none_in_silence():
     assert (noisy >= 0.3).float().mean() < 0.1 and silent.max() == 0     # 0.3: the pitch loss's default cut
 
 
+def peaked_logits(log2_f0: torch.Tensor, width: float = 1.0) -> torch.Tensor:
+    """(...) log2 f0 -> (..., PITCH_CLASSES) logits of a Gaussian `width` grid steps wide around it."""
+    return -0.5 * ((pitch_grid() - log2_f0[..., None]) * STEPS_PER_OCTAVE / width).square()
+
+
 def source_playing(f0: float, amplitudes: list[float], frames: int = 30) -> tuple[HarmonicSource, torch.Tensor]:
     """A source whose projection ignores its input: its bias holds the pitch and the harmonics' log-amplitudes."""
     source = HarmonicSource(8, len(amplitudes), N_FFT, HOP, SR)
     with torch.no_grad():
         source.proj.weight.zero_()
-        source.proj.bias[0] = (math.log2(f0) - math.log2(F_REF)) / OCTAVES
-        source.proj.bias[1:] = torch.tensor(amplitudes).clamp(min=1e-9).log()
+        source.proj.bias[:PITCH_CLASSES] = peaked_logits(torch.tensor(math.log2(f0)))
+        source.proj.bias[PITCH_CLASSES:] = torch.tensor(amplitudes).clamp(min=1e-9).log()
     return source, torch.zeros(1, 8, frames)
+
+
+@pytest.mark.parametrize("f0", [45.0, 110.0, 261.6, 1234.5, 1900.0])
+def test_the_pitch_read_out_falls_between_grid_steps_and_ignores_a_distant_mode(f0):
+    """A Gaussian over the classes reads out at its centre (to 1/1000 octave: the window of 2 x 4 + 1 classes
+    cuts its tails), and a weaker second mode an octave
+    away (an octave error not yet settled) does not move it."""
+    log2_f0 = torch.tensor([math.log2(f0)])
+    logits = peaked_logits(log2_f0)
+    assert (log2_pitch(logits[..., None]) - log2_f0).abs().max() < 1e-3
+    octave = f0 * 2 if f0 < 1000 else f0 / 2
+    mixed = torch.logaddexp(logits, peaked_logits(torch.tensor([math.log2(octave)])) - 1.0)
+    assert (log2_pitch(mixed[..., None]) - log2_f0).abs().max() < 1e-3
 
 
 def test_the_source_renders_its_harmonics_as_the_stft_of_those_sinusoids():
@@ -59,7 +78,8 @@ def test_the_source_renders_its_harmonics_as_the_stft_of_those_sinusoids():
     bins are left out)."""
     f0, amplitudes = 440.0, [100.0, 50.0, 25.0]
     source, features = source_playing(f0, amplitudes)
-    spectrum, pitch = source(features)
+    spectrum, logits = source(features)
+    pitch = log2_pitch(logits)
     torch.testing.assert_close(2 ** pitch, torch.full_like(pitch, f0), rtol=1e-4, atol=0)
     target = SameSTFT(N_FFT, HOP)(harmonic_tone(f0, [a * 4 / N_FFT for a in amplitudes], seconds=30 * HOP / SR))
     error = (spectrum.abs() - target.abs())[..., 3:-3].abs().max() / target.abs().max()
@@ -67,32 +87,40 @@ def test_the_source_renders_its_harmonics_as_the_stft_of_those_sinusoids():
     assert spectrum.abs()[0, :, 10].argmax().item() == round(f0 * N_FFT / SR)
 
 
-@pytest.mark.parametrize("f0", [1900.0, 2052.0])     # 2052: clamped to F_MAX, the 6th harmonic lands on Nyquist
-def test_harmonics_past_nyquist_are_silent_and_the_pitch_stays_in_range(f0):
+@pytest.mark.parametrize("f0", [1900.0, F_MAX])     # F_MAX: the grid's top, its 6th harmonic lands on Nyquist
+def test_harmonics_past_nyquist_are_silent_and_wild_features_stay_finite(f0):
     source, features = source_playing(f0, [1.0] * 32)
-    spectrum, pitch = source(features)
+    spectrum, _ = source(features)
     assert spectrum.shape == (1, N_FFT // 2 + 1, 30) and torch.isfinite(torch.view_as_real(spectrum)).all()
     assert spectrum.abs()[0, -3:].max() < 1e-3 * spectrum.abs().max()
     wild = HarmonicSource(8, 4, N_FFT, HOP, SR)
-    spectrum, pitch = wild(100 * torch.randn(2, 8, 5))             # the pitch itself is unbounded (its loss's
-    assert torch.isfinite(torch.view_as_real(spectrum)).all()     # gradient never vanishes); the partials
-    assert (2 ** pitch.max() > F_MAX) or (2 ** pitch.min() < F_MIN)  # stay at a clamped f0
+    spectrum, logits = wild(1e4 * torch.randn(2, 8, 5))            # saturated classes: an argmax alone
+    pitch = log2_pitch(logits)
+    assert torch.isfinite(torch.view_as_real(spectrum)).all() and torch.isfinite(pitch).all()
+    assert (2 ** pitch >= F_MIN * 0.999).all() and (2 ** pitch <= F_MAX * 1.001).all()
 
 
-def test_pitch_loss_is_octaves_off_on_confident_frames_and_reaches_the_pitch_projection():
+def test_pitch_loss_against_closed_forms_and_reaching_only_the_pitch_classes():
+    """KL from the Gaussian target: 0 for logits equal to it; for the same Gaussian moved by d grid steps,
+    d^2 / 2 (two Gaussians of equal width one step); its watched error is d steps in octaves. Silence: 0."""
     stft = SameSTFT(N_FFT, HOP)
     codec_stft = type("Codec", (), {"parts": [stft]})()
     wav = harmonic_tone(220.0, [1, 0.5, 0.3, 0.2])
     frames = stft(wav).shape[-1]
     estimate, _ = estimate_pitch(stft(wav).abs(), SR, N_FFT)
-    assert pitch_loss(codec_stft, wav, estimate.log2(), SR, 0.3).item() == pytest.approx(0.0, abs=1e-6)
-    assert pitch_loss(codec_stft, wav, estimate.log2() + 1, SR, 0.3).item() == pytest.approx(1.0, abs=1e-5)
+    exact = peaked_logits(estimate.log2()).transpose(1, 2)                     # (1, classes, T)
+    divergence, error = pitch_loss(codec_stft, wav, exact, SR, 0.3)
+    assert divergence.item() == pytest.approx(0.0, abs=1e-5) and error.item() == pytest.approx(0.0, abs=1e-4)
+    moved = peaked_logits(estimate.log2() + 2 / STEPS_PER_OCTAVE).transpose(1, 2)
+    divergence, error = pitch_loss(codec_stft, wav, moved, SR, 0.3)
+    assert divergence.item() == pytest.approx(2.0, rel=1e-3) and error.item() == pytest.approx(2 / 48, rel=1e-2)
     silence = torch.zeros_like(wav)
-    assert pitch_loss(codec_stft, silence, torch.full((1, frames), 8.0), SR, 0.3).item() == 0.0
+    assert pitch_loss(codec_stft, silence, torch.zeros(1, PITCH_CLASSES, frames), SR, 0.3)[0].item() == 0.0
     source = HarmonicSource(8, 4, N_FFT, HOP, SR)
-    _, f0 = source(torch.randn(1, 8, frames))
-    pitch_loss(codec_stft, wav, f0, SR, 0.3).backward()
-    assert source.proj.weight.grad[0].abs().sum() > 0 and source.proj.weight.grad[1:].abs().sum() == 0
+    _, logits = source(torch.randn(1, 8, frames))
+    pitch_loss(codec_stft, wav, logits, SR, 0.3)[0].backward()
+    grad = source.proj.weight.grad
+    assert grad[:PITCH_CLASSES].abs().sum() > 0 and grad[PITCH_CLASSES:].abs().sum() == 0
 
 
 HARMONIC = TINY | dict(fourier_phase="cumulative", fourier_harmonics=8, clip_seconds=0.25)
@@ -100,14 +128,16 @@ HARMONIC = TINY | dict(fourier_phase="cumulative", fourier_harmonics=8, clip_sec
 
 def test_sat_with_a_harmonic_source_trains_its_pitch_and_round_trips(tmp_path):
     rows = train_tiny(tmp_path, {"fourier_phase": "cumulative", "fourier_harmonics": 8}, {"pitch_weight": 10.0})
-    first, last = ({k: sum(r[k] for r in part) / 3 for k in ("mel", "pitch")} for part in (rows[:3], rows[-3:]))
+    first, last = ({k: sum(r[k] for r in part) / 3 for k in ("mel", "pitch", "pitch_octaves")}
+                   for part in (rows[:3], rows[-3:]))
     assert last["mel"] <= 0.8 * first["mel"], (first, last)             # logged every 10 steps; 100 steps in all
-    assert last["pitch"] <= 0.9 * first["pitch"], (first, last)
+    assert last["pitch"] <= 0.9 * first["pitch"], (first, last)                  # seed 0: 3.99 -> 3.44
+    assert last["pitch_octaves"] <= 0.8 * first["pitch_octaves"], (first, last)  # 1.30 -> 0.75 octaves
     sat = SAT.from_pretrained(tmp_path / "tokenizer")
     wav = 0.2 * torch.randn(2, 1, sat.clip_samples)
     with torch.no_grad():
         out = sat(wav)
-    assert out.pitch.shape == (2, 25)
+    assert out.pitch.shape == (2, PITCH_CLASSES, 25)
     torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio, atol=1e-6, rtol=0)
 
 

@@ -331,7 +331,7 @@ class FourierDecoder(nn.Module):
     def decode_with_spectrum(self, z: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor],
                                                              torch.Tensor | None]:
         """(B, dimension, T) -> audio (B, 1, T * hop), (B, F, T) log-magnitude and phase for the spectral losses,
-        and the harmonic source's log2 f0 (B, T) (None without one).
+        and the harmonic source's pitch logits (B, classes, T) (None without one).
 
         The log-magnitude is the head's own for a per-bin head alone, else the summed spectrum's; the phase
         is each bin's (the head's, or its sinusoid's for partials): the summed spectrum's angle has no
@@ -350,12 +350,12 @@ class FourierDecoder(nn.Module):
             if self.harmonic is None:
                 return self.synthesize(log_magnitude, phase), (log_magnitude, phase), None
             spec = torch.polar(log_magnitude.exp(), phase)
-        f0 = None
+        pitch = None
         if self.harmonic is not None:                         # it renders into the first resolution's bins
-            harmonic, f0 = self.harmonic(features)
+            harmonic, pitch = self.harmonic(features)
             spec = spec + F.pad(harmonic, (0, 0, 0, spec.shape[1] - harmonic.shape[1]))
         log_magnitude = 0.5 * (spec.real.square() + spec.imag.square() + 1e-12).log()
-        return self.stft.inverse(spec), (log_magnitude, phase), f0
+        return self.stft.inverse(spec), (log_magnitude, phase), pitch
 
     def predict(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, dimension, T) -> (B, F, T) log-magnitude and each frame's phase, in float32: the whole spectrum of

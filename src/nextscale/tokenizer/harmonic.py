@@ -21,21 +21,41 @@ from torch import nn
 from .fourier import partial_shares
 
 F_MIN, F_MAX = 40.0, 2000.0        # the pitch range of the source and of the estimator, Hz
-F_REF = math.sqrt(F_MIN * F_MAX)   # the source's pitch at a zero projection (283 Hz) ...
-OCTAVES = 0.5 * math.log2(F_MAX / F_MIN)   # ... and how far one unit of it moves the pitch
+STEPS_PER_OCTAVE = 48              # the pitch grid of the estimator and of the source's classes (25 cents)
+PITCH_CLASSES = int(math.log2(F_MAX / F_MIN) * STEPS_PER_OCTAVE) + 1
+NEIGHBOURS = 4                     # a class's pitch is read as the average over this many classes either side
+
+
+def pitch_grid(device: torch.device | str | None = None) -> torch.Tensor:
+    """log2 of the grid's frequencies, (PITCH_CLASSES,): F_MIN upwards in steps of 1/STEPS_PER_OCTAVE octave."""
+    return math.log2(F_MIN) + torch.arange(PITCH_CLASSES, dtype=torch.float32, device=device) / STEPS_PER_OCTAVE
+
+
+def log2_pitch(logits: torch.Tensor) -> torch.Tensor:
+    """(B, PITCH_CLASSES, T) logits -> log2 f0 (B, T): the probability-weighted average of the grid over the
+    most likely class and its NEIGHBOURS either side, so the pitch falls between grid steps (a plain argmax
+    would be 25 cents coarse: the 8th harmonic of a low tone a bin off) and a second, distant mode (an
+    octave error the classes have not settled) does not pull it halfway."""
+    probs = logits.float().softmax(dim=1)
+    classes = torch.arange(PITCH_CLASSES, device=logits.device, dtype=probs.dtype)[None, :, None]
+    near = probs * ((classes - probs.argmax(dim=1, keepdim=True)).abs() <= NEIGHBOURS)
+    index = (near * classes).sum(dim=1) / near.sum(dim=1).clamp(min=1e-12)
+    return math.log2(F_MIN) + index / STEPS_PER_OCTAVE
 
 
 class HarmonicSource(nn.Module):
     """(B, width, T) decoder features -> (B, F, T) complex spectrum of `harmonics` partials at h * f0, and the
-    pitch's log2 (B, T).
+    pitch's logits over the grid (B, PITCH_CLASSES, T).
 
-    log2 f0 = log2 F_REF + (octaves either side) * the projection's first output, unbounded, so the pitch
-    loss always has a gradient; the partials sit at f0 clamped to [F_MIN, F_MAX], and no other loss
-    moves the pitch (with a sigmoid and the spectral losses' gradients, the pitch ran to an end of the
-    range and stayed there, 2.8 octaves off). The
-    harmonics' log-amplitudes come from the same 1x1 projection (harmonics at or above Nyquist minus the
-    kernel's reach are silent). Each harmonic's phase is cumulative at its own frequency and it is
-    rendered like `fourier.render_partials`: the windowed sinusoid's DFT spread over the five bins around it.
+    The pitch is a class, not a regression: a regressed log f0 trained by its error in octaves learnt
+    only to ~0.25 octaves in 2100 demo steps (round 7), far too coarse for harmonics a bin apart,
+    while a distribution over pitch classes read out as a local average (`log2_pitch`, the CREPE
+    recipe) has a gradient for every class at once. Only the pitch loss trains the classes: the
+    partials sit at the read-out f0, detached, so the spectral losses move the harmonics' amplitudes
+    only (with them on the pitch, it ran to an end of its range and stayed there). The harmonics'
+    log-amplitudes come from the same 1x1 projection (harmonics at or above Nyquist minus the kernel's
+    reach are silent). Each harmonic's phase is cumulative at its own frequency and it is rendered like
+    `fourier.render_partials`: the windowed sinusoid's DFT spread over the five bins around it.
     """
 
     reach = 2
@@ -44,27 +64,27 @@ class HarmonicSource(nn.Module):
     def __init__(self, width: int, harmonics: int, n_fft: int, hop: int, sample_rate: int):
         super().__init__()
         self.harmonics, self.n_fft, self.hop, self.sample_rate = harmonics, n_fft, hop, sample_rate
-        self.proj = nn.Conv1d(width, 1 + harmonics, 1)
+        self.proj = nn.Conv1d(width, PITCH_CLASSES + harmonics, 1)
         nn.init.trunc_normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
-        nn.init.constant_(self.proj.bias[1:], self.initial_log_amplitude)
+        nn.init.constant_(self.proj.bias[PITCH_CLASSES:], self.initial_log_amplitude)
         self.register_buffer("numbers", torch.arange(1, harmonics + 1, dtype=torch.float32)[None, :, None],
                              persistent=False)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.proj(features).float()
-        log2_f0 = math.log2(F_REF) + OCTAVES * out[:, 0]                                   # (B, T)
-        f0 = (2 ** log2_f0.detach()).clamp(F_MIN, F_MAX)             # only the pitch loss moves the pitch
+        logits, log_amplitude = out[:, :PITCH_CLASSES], out[:, PITCH_CLASSES:]
+        f0 = 2 ** log2_pitch(logits.detach())                       # only the pitch loss moves the pitch
         frequency = self.numbers * f0[:, None]                                            # (B, H, T) Hz
         position = frequency * self.n_fft / self.sample_rate                              # fractional bins
         bins = self.n_fft // 2 + 1
         audible = position < bins - 1 - self.reach
-        amplitude = out[:, 1:].clamp(max=math.log(100.0)).exp() * audible
+        amplitude = log_amplitude.clamp(max=math.log(100.0)).exp() * audible
         advance = torch.remainder(2 * math.pi * frequency * self.hop / self.sample_rate, 2 * math.pi)
         phase = torch.cumsum(advance, dim=-1)
         centre = position.round().clamp(max=bins - 1 - self.reach)
         offset = (position - centre) * audible          # [-0.5, 0.5]; 0 for the silent ones (the kernels need |.| < 1)
-        return self.render(amplitude, offset, phase, centre.long(), bins), log2_f0
+        return self.render(amplitude, offset, phase, centre.long(), bins), logits
 
     def render(self, amplitude: torch.Tensor, offset: torch.Tensor, phase: torch.Tensor, centre: torch.Tensor,
                bins: int) -> torch.Tensor:
@@ -79,7 +99,7 @@ class HarmonicSource(nn.Module):
 
 @torch.no_grad()
 def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmonics: int = 8,
-                   steps_per_octave: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+                   steps_per_octave: int = STEPS_PER_OCTAVE) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, F, T) STFT magnitudes -> f0 (B, T) in Hz and a confidence (B, T) in [0, 1].
 
     Harmonic sum minus inter-harmonic sum: a candidate f scores sum_h (M(h f) - M((h - 1/2) f)) / h on
@@ -88,9 +108,8 @@ def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmon
     plain harmonic sum. The best candidate of a 1/48-octave grid is refined by a parabola through its
     neighbours' scores. Confidence: the best score over the sum of |M| at the same points, 0 for silence.
     """
-    octaves = math.log2(F_MAX / F_MIN)
-    candidates = F_MIN * 2 ** (torch.arange(int(octaves * steps_per_octave) + 1, device=magnitude.device,
-                                            dtype=torch.float32) / steps_per_octave)
+    candidates = F_MIN * 2 ** (torch.arange(int(math.log2(F_MAX / F_MIN) * steps_per_octave) + 1,
+                                            device=magnitude.device, dtype=torch.float32) / steps_per_octave)
     bins = magnitude.shape[1]
     weights = torch.zeros(2, candidates.numel(), bins, device=magnitude.device)      # harmonic, between
     for h in range(1, harmonics + 1):

@@ -44,7 +44,7 @@ class LossConfig:
     spectral_power: float = 0.3
     phase_weight: float = 0.0     # instantaneous frequency + group delay, weighted by magnitude
     phase_group_delay: bool = True   # false: the instantaneous-frequency half only (see phase_derivative_loss)
-    pitch_weight: float = 0.0     # harmonic source: its f0 against the input's estimated pitch (octaves)
+    pitch_weight: float = 0.0     # harmonic source: its pitch classes against the input's estimated pitch (KL)
     pitch_confidence: float = 0.3  # frames whose pitch estimate is less confident than this are not compared
     # any codec: compressed magnitudes of the decoded waveform at resolutions finer than the codec's frames
     fine_spectral_weight: float = 0.0
@@ -177,18 +177,23 @@ def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay
     return total
 
 
-def pitch_loss(codec_stft: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, log2_f0: torch.Tensor,
-               sample_rate: int, min_confidence: float) -> torch.Tensor:
-    """Confidence-weighted mean |log2 f0 - log2 estimate| (octaves) over the frames whose estimate
-    (`harmonic.estimate_pitch` on the codec's first STFT) is at least `min_confidence`; 0 when none is."""
-    from .harmonic import estimate_pitch
+def pitch_loss(codec_stft: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, logits: torch.Tensor,
+               sample_rate: int, min_confidence: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The harmonic source's pitch classes against the input's pitch (`harmonic.estimate_pitch` on the codec's
+    first STFT), over the frames whose estimate is at least `min_confidence`, weighted by it -> (KL divergence
+    from a Gaussian around the estimate (one grid step wide) to the classes' softmax: 0 when they match it,
+    the read-out pitch's mean error in octaves: detached, to watch). Both 0 when no frame is confident."""
+    from .harmonic import STEPS_PER_OCTAVE, estimate_pitch, log2_pitch, pitch_grid
 
     first = codec_stft.parts[0]
-    magnitude = first(wav).abs()
-    estimate, confidence = estimate_pitch(magnitude, sample_rate, first.n_fft)
+    estimate, confidence = estimate_pitch(first(wav).abs(), sample_rate, first.n_fft)
     weight = confidence * (confidence >= min_confidence)
-    error = (log2_f0 - torch.log2(estimate)).abs()
-    return (weight * error).sum() / weight.sum().clamp(min=1e-6)
+    distance = (pitch_grid(wav.device)[None, :, None] - estimate.log2()[:, None]) * STEPS_PER_OCTAVE
+    target = F.softmax(-0.5 * distance.square(), dim=1)                            # (B, classes, T)
+    divergence = (target * (target.clamp(min=1e-12).log() - F.log_softmax(logits.float(), dim=1))).sum(dim=1)
+    error = (log2_pitch(logits.detach()) - estimate.log2()).abs()
+    total = weight.sum().clamp(min=1e-6)
+    return (weight * divergence).sum() / total, (weight * error).sum() / total
 
 
 def generator_adversarial_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -253,7 +258,8 @@ class GeneratorLoss:
             if out.pitch is None:
                 raise ConfigError("loss.pitch_weight: compares the decoder's harmonic source with the input's pitch; "
                                   "set model.fourier_harmonics > 0 or the weight to 0")
-            terms["pitch"] = pitch_loss(self.codec_stft, wav, out.pitch, c.sample_rate, c.pitch_confidence)
+            terms["pitch"], terms["pitch_octaves"] = pitch_loss(self.codec_stft, wav, out.pitch, c.sample_rate,
+                                                                c.pitch_confidence)
             total = total + c.pitch_weight * terms["pitch"]
         if c.adversarial and disc_fake is not None:
             if disc_real is None:

@@ -177,7 +177,7 @@ class SATOutput:
     perplexity: torch.Tensor       # (K,) code perplexity per scale
     spectrum: tuple[torch.Tensor, torch.Tensor] | None = None   # fourier codec: the decoder head's
     # (B, F, T) log-magnitude and phase (each frame's), for the spectral losses; None for seanet
-    pitch: torch.Tensor | None = None   # fourier codec with a harmonic source: log2 of its f0 (B, T), unclamped
+    pitch: torch.Tensor | None = None   # fourier codec with a harmonic source: its pitch logits (B, classes, T)
 
 
 class SAT(Pretrained, nn.Module):
