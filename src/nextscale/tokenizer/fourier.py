@@ -159,20 +159,31 @@ class FourierEncoder(nn.Module):
     hop minus its centre frequency's (`frequency_deviation`), as a unit vector faded out in quiet
     bins. A steady partial between two bins gives the same vector frame after frame, and its angle
     is where the partial sits inside the 23 Hz bin: the pitch that log-magnitudes alone blur.
+
+    `pitch=True` adds the input's pitch as a classical estimate gives it (`harmonic.estimate_pitch`
+    on the first resolution, as the pitch loss reads it): a bump over the pitch grid, scaled by the
+    estimate's confidence, as DDSP's autoencoders take f0 from a pitch tracker. A pitch read off a
+    harmonic comb by dense layers was learnt to only ~0.4 octaves in 2000 steps; given as input, it
+    only has to pass through the latent.
     """
 
     log_center, log_scale = -5.0, 4.0       # maps the floor to about -1.6 and full scale (|X| ~ 50) to ~2.2
 
     def __init__(self, n_fft: int, hop: int, width: int, layers: int, mlp_ratio: float, dimension: int,
-                 phase: bool = False, long_n_fft: int = 0, instantaneous_frequency: bool = False):
+                 phase: bool = False, long_n_fft: int = 0, instantaneous_frequency: bool = False,
+                 pitch: bool = False, sample_rate: int = 24000):
         super().__init__()
+        from .harmonic import PITCH_CLASSES
+
         self.stft = MultiSTFT(resolutions(n_fft, long_n_fft), hop)
         self.phase = phase
         self.instantaneous_frequency = instantaneous_frequency
+        self.pitch, self.sample_rate = pitch, sample_rate
         bins = self.stft.total_bins
         channels = 1 + 2 * phase + 2 * instantaneous_frequency
         # per-frame projection of the spectral features: the blocks' k7 depthwise convs give the context
-        self.backbone = ConvNeXtStack(channels * bins, width, layers, mlp_ratio, embed_kernel=1)
+        self.backbone = ConvNeXtStack(channels * bins + PITCH_CLASSES * pitch, width, layers, mlp_ratio,
+                                      embed_kernel=1)
         self.out = nn.Conv1d(width, dimension, 1)
         _init(self.out)
 
@@ -180,7 +191,8 @@ class FourierEncoder(nn.Module):
         return self.out(self.backbone(self.features(wav)))
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S) -> (B, channels x bins, T): scaled log-magnitudes, then the optional phase channels."""
+        """(B, 1, S) -> (B, channels x bins (+ pitch classes), T): scaled log-magnitudes, then the optional phase
+        channels and pitch bump."""
         spec = self.stft(wav)
         magnitude = spec.abs()
         features = (magnitude.clamp(min=1e-5).log() - self.log_center) / self.log_scale
@@ -190,6 +202,12 @@ class FourierEncoder(nn.Module):
         if self.instantaneous_frequency:
             deviation = frequency_deviation(spec, self.stft.bin_advance().to(spec.device))
             features = torch.cat([features, deviation.real, deviation.imag], dim=1)
+        if self.pitch:
+            from .harmonic import estimate_pitch, pitch_bump
+
+            first = self.stft.bins[0]
+            f0, confidence = estimate_pitch(magnitude[:, :first], self.sample_rate, self.stft.parts[0].n_fft)
+            features = torch.cat([features, pitch_bump(f0.log2()) * confidence[:, None]], dim=1)
         return features
 
 

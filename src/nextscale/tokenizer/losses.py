@@ -183,13 +183,13 @@ def pitch_loss(codec_stft: Callable[[torch.Tensor], torch.Tensor], wav: torch.Te
     first STFT), over the frames whose estimate is at least `min_confidence`, weighted by it -> (KL divergence
     from a Gaussian around the estimate (one grid step wide) to the classes' softmax: 0 when they match it,
     the read-out pitch's mean error in octaves: detached, to watch). Both 0 when no frame is confident."""
-    from .harmonic import STEPS_PER_OCTAVE, estimate_pitch, log2_pitch, pitch_grid
+    from .harmonic import estimate_pitch, log2_pitch, pitch_bump
 
     first = codec_stft.parts[0]
     estimate, confidence = estimate_pitch(first(wav).abs(), sample_rate, first.n_fft)
     weight = confidence * (confidence >= min_confidence)
-    distance = (pitch_grid(wav.device)[None, :, None] - estimate.log2()[:, None]) * STEPS_PER_OCTAVE
-    target = F.softmax(-0.5 * distance.square(), dim=1)                            # (B, classes, T)
+    bump = pitch_bump(estimate.log2())
+    target = bump / bump.sum(dim=1, keepdim=True)                                     # (B, classes, T)
     divergence = (target * (target.clamp(min=1e-12).log() - F.log_softmax(logits.float(), dim=1))).sum(dim=1)
     error = (log2_pitch(logits.detach()) - estimate.log2()).abs()
     total = weight.sum().clamp(min=1e-6)

@@ -58,6 +58,7 @@ class SATConfig:
     fourier_phase: Literal["direct", "cumulative", "partials"] = "direct"   # see FourierDecoder
     fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
     fourier_encoder_if: bool = False         # ... or each bin's phase advance off its centre (see FourierEncoder)
+    fourier_encoder_pitch: bool = False      # ... or the input's estimated pitch, as a bump over the pitch grid
     fourier_long_n_fft: int = 0              # > 0: a second, longer STFT beside n_fft (see fourier.MultiSTFT)
     fourier_refiner: int = 0                 # > 0: hidden channels of a CNN along the bins after the head (0: none)
     fourier_harmonics: int = 0               # > 0: a harmonic source (one f0, this many harmonics; see harmonic.py)
@@ -155,7 +156,8 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
                      layers=config.convnext_layers, mlp_ratio=config.convnext_mlp_ratio, dimension=config.dimension)
         parts["long_n_fft"] = config.fourier_long_n_fft
         return (FourierEncoder(**parts, phase=config.fourier_encoder_phase,
-                               instantaneous_frequency=config.fourier_encoder_if),
+                               instantaneous_frequency=config.fourier_encoder_if,
+                               pitch=config.fourier_encoder_pitch, sample_rate=config.sample_rate),
                 FourierDecoder(**parts, phase=config.fourier_phase, refiner=config.fourier_refiner,
                                harmonics=config.fourier_harmonics, sample_rate=config.sample_rate))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
