@@ -58,6 +58,25 @@ def test_pitch_estimate_has_little_confidence_in_noise_and_none_in_silence():
     assert (noisy >= 0.3).float().mean() < 0.1 and silent.max() == 0     # 0.3: the pitch loss's default cut
 
 
+
+@pytest.mark.parametrize("f0", [30.0, 33.0, 36.0])
+def test_a_tone_under_the_pitch_range_has_no_confident_pitch_and_a_finite_pitch_loss(f0):
+    """Tones under F_MIN: the edge candidate's peak fit follows them down (to ~17 Hz for 30 Hz, with a 1024-point
+    STFT's 23 Hz bins), where every class of the target's bump underflowed and the loss was 0 / 0, NaN: a third
+    of a demo run's steps were thrown away. The estimate stays on the grid and such frames carry no weight."""
+    stft = SameSTFT(N_FFT, HOP)
+    codec_stft = type("Codec", (), {"parts": [stft]})()
+    t = torch.arange(SR, dtype=torch.float64) / SR
+    wav = sum(torch.sin(2 * math.pi * f0 * h * t) / h for h in range(1, 9)).float()[None, None]   # sawtooth-like
+    estimate, confidence = estimate_pitch(stft(wav).abs(), SR, N_FFT)
+    assert estimate.min() >= F_MIN and estimate.max() <= F_MAX
+    below = estimate == F_MIN
+    assert below.any() and confidence[below].max() == 0
+    logits = torch.zeros(1, PITCH_CLASSES, estimate.shape[-1], requires_grad=True)
+    divergence, error = pitch_loss(codec_stft, wav, logits, SR, 0.0)
+    divergence.backward()
+    assert torch.isfinite(divergence) and torch.isfinite(error) and torch.isfinite(logits.grad).all()
+
 def peaked_logits(log2_f0: torch.Tensor, width: float = 1.0) -> torch.Tensor:
     """(...) log2 f0 -> (..., PITCH_CLASSES) logits of a Gaussian `width` grid steps wide around it."""
     return -0.5 * ((pitch_grid() - log2_f0[..., None]) * STEPS_PER_OCTAVE / width).square()

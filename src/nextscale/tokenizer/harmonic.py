@@ -114,7 +114,8 @@ def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmon
     square-root magnitudes read between bins by linear interpolation. The inter-harmonic term
     penalises f0 / 2 (whose odd "harmonics" fall between the true ones), the classic octave error of a
     plain harmonic sum. The best candidate of a 1/48-octave grid is refined by a parabola through its
-    neighbours' scores. Confidence: the best score over the sum of |M| at the same points, 0 for silence.
+    neighbours' scores. Confidence: the best score over the sum of |M| at the same points, 0 for silence
+    and where the pitch fitted to the peaks (`refine_pitch`) lies outside [F_MIN, F_MAX] (f0 clamped).
     """
     candidates = F_MIN * 2 ** (torch.arange(int(math.log2(F_MAX / F_MIN) * steps_per_octave) + 1,
                                             device=magnitude.device, dtype=torch.float32) / steps_per_octave)
@@ -143,7 +144,11 @@ def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmon
     f0 = F_MIN * 2 ** ((index + shift) / steps_per_octave)
     for count in (4, harmonics):
         f0 = refine_pitch(magnitude, f0, sample_rate, n_fft, count)
-    return f0, confidence
+    # a fit can leave the grid (a tone under F_MIN drew its edge candidate down to its own peak): the
+    # source cannot play it, so it is not a pitch to learn, and a pitch far off the grid has no bump
+    # (every class underflows: the loss's target would be 0 / 0)
+    inside = (f0 >= F_MIN) & (f0 <= F_MAX)
+    return f0.clamp(F_MIN, F_MAX), confidence * inside
 
 
 def refine_pitch(magnitude: torch.Tensor, f0: torch.Tensor, sample_rate: int, n_fft: int,
