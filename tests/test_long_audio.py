@@ -40,6 +40,14 @@ def by_hand(sat: SAT, wav: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tens
     return codes, sat.decoder(latent)[..., : wav.shape[-1]]
 
 
+def same_entries(sat: SAT, codes: list[torch.Tensor], other: list[torch.Tensor]) -> bool:
+    """Codes name the same codebook entries. Not index equality: k-means on the tiny models' few
+    coarse-scale vectors leaves duplicate entries, exact ties that batched and single-row kernels
+    may break differently without changing anything decoded."""
+    books = sat.quantizer.codebooks
+    return all(torch.equal(books[k].embed[a], books[k].embed[b]) for k, (a, b) in enumerate(zip(codes, other)))
+
+
 @pytest.mark.parametrize("make", [tiny_sat, tiny_fourier], ids=["seanet", "fourier"])
 @torch.no_grad()
 def test_long_encode_and_decode_equal_the_windowed_reference(make):
@@ -49,7 +57,7 @@ def test_long_encode_and_decode_equal_the_windowed_reference(make):
     codes = sat.encode(wav)
     ref_codes, ref_audio = by_hand(sat, wav)
     assert [tuple(c.shape) for c in codes] == [(1, 3 * n) for n in sat.scales]
-    assert all(torch.equal(a, b) for a, b in zip(codes, ref_codes))
+    assert same_entries(sat, codes, ref_codes)
     audio = sat.decode(codes, length=wav.shape[-1])
     assert audio.shape == wav.shape
     torch.testing.assert_close(audio, ref_audio, rtol=1e-9, atol=1e-10)
@@ -63,7 +71,7 @@ def test_batch_rows_stay_apart_and_one_window_is_the_clip_api():
     a, b = (0.3 * torch.randn(1, 1, 2 * sat.clip_samples, dtype=torch.float64) for _ in range(2))
     both = sat.encode(torch.cat([a, b]))
     for row, alone in enumerate((sat.encode(a), sat.encode(b))):
-        assert all(torch.equal(c[row:row + 1], d) for c, d in zip(both, alone))
+        assert same_entries(sat, [c[row:row + 1] for c in both], alone)
     # float64, but batched and single-row BLAS kernels sum in different orders (6e-10 apart on AVX-512 Xeons)
     torch.testing.assert_close(sat.decode(both)[1:], sat.decode(sat.encode(b)), rtol=1e-7, atol=1e-8)
     clip = a[..., : sat.clip_samples]
