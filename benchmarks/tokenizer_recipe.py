@@ -118,7 +118,8 @@ def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device:
         decode = summarize(time_repeats(lambda: sat.decode(codes), torch.device(device), warmup=1, repeats=5))
     return {"mel_distance": recon["mel_distance"], "stft_distance": recon["stft_distance"], "si_sdr": recon["si_sdr"],
             "mean_usage": recon["mean_usage"], "roundtrip_accuracy": classes["accuracy_generated"],
-            "roundtrip_fad": classes["fad"], "decode_s_per_clip": decode["median_s"],
+            "roundtrip_fad": classes["fad"], "roundtrip_accuracy_by_class": classes["accuracy_by_class_generated"],
+            "decode_s_per_clip": decode["median_s"],
             "parameters": sum(p.numel() for p in sat.parameters())}
 
 

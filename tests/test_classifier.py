@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from nextscale.eval.classifier_metrics import class_accuracy, inception_score, label_kl
+from nextscale.eval.classifier_metrics import accuracy_by_class, class_accuracy, inception_score, label_kl
 from nextscale.eval.embeddings import get_embedding
 from nextscale.eval.embeddings.synth import SynthClassifier, split_windows
 from nextscale.eval.evaluate import evaluate_sets
@@ -29,6 +29,12 @@ def test_label_kl_and_accuracy_by_hand():
     assert (acc, n) == (0.5, 2)
     acc, n = class_accuracy(gen, [-1, 0])
     assert (acc, n) == (1.0, 1)
+
+
+def test_accuracy_by_class_counts_each_label_on_its_own():
+    probs = np.eye(3)[[0, 0, 1, 2, 2, 0]]            # predictions 0 0 1 2 2 0
+    labels = [0, 1, 1, 2, -1, 2]                     # class 0: 1/1, class 1: 1/2, class 2: 1/2; -1 left out
+    assert accuracy_by_class(probs, labels, ["a", "b", "c", "d"]) == {"a": 1.0, "b": 0.5, "c": 0.5}
 
 
 def test_split_windows():

@@ -54,7 +54,13 @@ def test_smoke_demo_writes_every_artefact(smoke):
     assert len(list((out / "samples" / "previews").glob("*.png"))) == classes
     assert (out / "ar" / "pipeline" / "pipeline.json").is_file() and (out / "tokens" / "index.json").is_file()
     html = (out / "report" / "index.html").read_text()
-    assert "<audio" in html and "<img" in html
+    assert "<audio" in html and "<img" in html and "class accuracy by class" in html
+    # every class has held-out and generated clips in equal numbers, so per-class accuracies average to the total
+    evaluated = json.loads((out / "stages" / "evaluate.json").read_text())["result"]
+    for name in ("generated", "reconstructed"):
+        by_class = evaluated[name]["accuracy_by_class_generated"]
+        assert len(by_class) == classes
+        assert np.mean(list(by_class.values())) == pytest.approx(evaluated[name]["accuracy_generated"])
 
 
 def test_smoke_demo_measures_long_audio(smoke):

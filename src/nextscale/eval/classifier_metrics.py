@@ -29,6 +29,15 @@ def class_accuracy(probs, labels) -> tuple[float, int]:
     return float((p[known].argmax(1) == y[known]).mean()), int(known.sum())
 
 
+def accuracy_by_class(probs, labels, classes) -> dict[str, float]:
+    """Accuracy of argmax(probs) within each labelled class, by name (classes with no clips left out):
+    where a tokenizer or generator loses identity, not only how much."""
+    p = _probs(probs, "accuracy by class")
+    y = np.asarray(labels, dtype=np.int64)
+    hits = p.argmax(1) == y
+    return {name: float(hits[y == i].mean()) for i, name in enumerate(classes) if (y == i).any()}
+
+
 def inception_score(probs) -> float:
     """exp(E_x KL(p(y|x) ‖ p(y))): high when each clip is confidently one class and all classes occur."""
     p = _probs(probs, "inception score")

