@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from bench_scripts import load_script
+
 from nextscale import demo as demo_module
 from nextscale.cli import app
 from nextscale.demo import STAGES, Demo
@@ -165,3 +167,17 @@ def test_own_manifest_with_a_corrupt_file_is_reported_and_skipped(smoke, tmp_pat
     assert result.exit_code == 0, result.output
     index = json.loads((tmp_path / "tokens" / "index.json").read_text())
     assert index["count"] == 3 and index["complete"]
+
+
+def test_sampling_benchmark_scores_every_setting_of_a_finished_demo(smoke, tmp_path):
+    """benchmarks/demo_sampling.py on the smoke demo: one row per setting, each with the demo's classifier's
+    accuracy and a finite FAD, written as JSON; a folder that is not a demo is named."""
+    sampling = load_script("demo_sampling")
+    out, _ = smoke
+    grid = [[3, 8, 1.0], [1, 2, 0.8]]
+    sampling.main(demo=out, settings=json.dumps(grid), top_p=0.95, per_class=1, seed=1, threads=1, out=tmp_path)
+    rows = json.loads((tmp_path / "demo_sampling_cpu.json").read_text())["results"]
+    assert [[r["cfg"], r["top_k"], r["temperature"]] for r in rows] == grid
+    assert all(0.0 <= r["accuracy"] <= 1.0 and _finite(r["fad"]) for r in rows)
+    with pytest.raises(NextscaleError, match="not a finished demo folder"):
+        sampling.main(demo=tmp_path, settings="[]", top_p=0.95, per_class=1, seed=1, threads=1, out=tmp_path)
