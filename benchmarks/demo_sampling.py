@@ -10,13 +10,23 @@ and held-out clips score them as the demo does. Writes RESULTS/demo_sampling_<de
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import typer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_GRID = [[3, 8, 1.0], [2, 8, 1.0], [5, 8, 1.0], [8, 8, 1.0], [3, 4, 1.0], [3, 16, 1.0], [3, 8, 0.8]]
+
+
+def parse_settings(text: str, top_p: float) -> list[dict[str, float]]:
+    """`--settings` JSON -> sampling keyword sets; a malformed one is a ConfigError naming the option."""
+    from nextscale.errors import ConfigError
+
+    try:
+        return [dict(cfg=float(c), top_k=int(k), top_p=top_p, temperature=float(t)) for c, k, t in json.loads(text)]
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--settings: expected a JSON list of [cfg, top_k, temperature] triples, got {text!r} "
+                          f"({e})") from None
 
 
 def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` output folder"),
@@ -31,33 +41,29 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
     from tqdm import tqdm
 
     from nextscale.bench.measure import machine_info, versions
-    from nextscale.demo import sample_names, write_labelled
+    from nextscale.demo import score_samples
     from nextscale.errors import DataError
     from nextscale.eval.embeddings import get_embedding
-    from nextscale.eval.evaluate import evaluate_sets
     from nextscale.io import atomic_write_json
     from nextscale.pipeline import Pipeline
 
     stages = demo / "stages"
     if not (stages / "ar.json").exists() or not (stages / "corpus.json").exists():
         raise DataError(f"{demo}: not a finished demo folder (no stages/ar.json or stages/corpus.json)")
-    grid = [dict(cfg=float(c), top_k=int(k), top_p=top_p, temperature=float(t)) for c, k, t in json.loads(settings)]
+    grid = parse_settings(settings, top_p)
     torch.set_num_threads(threads)
     real = json.loads((stages / "corpus.json").read_text())["result"]["heldout_manifest"]
     pipe = Pipeline.from_pretrained(demo / "ar" / "pipeline", device="cpu")
     backend = get_embedding("synth", classifier=str(demo / "classifier"))
-    prompts = [c for c in pipe.conditioner.classes for _ in range(per_class)]
     rows = []
     for setting in tqdm(grid, desc="settings", unit="setting"):
-        generated = pipe.generate(prompts, seed=seed, batch_size=64, progress=False, **setting)
-        with tempfile.TemporaryDirectory() as folder:
-            write_labelled(Path(folder), sample_names(prompts, per_class), prompts, generated.audio, pipe.sample_rate)
-            scores = evaluate_sets(real, folder, backend, None, progress=False)
-        rows.append(setting | {"accuracy": scores["accuracy_generated"], "fad": scores["fad"]})
+        scores = score_samples(pipe, backend, real, per_class, seed, **setting)
+        rows.append(setting | {"accuracy": scores["accuracy"], "fad": scores["fad"]})
     for row in sorted(rows, key=lambda r: -r["accuracy"]):
         print(json.dumps(row))
     path = out / "demo_sampling_cpu.json"
-    atomic_write_json(path, {"benchmark": "demo_sampling", "demo": str(demo), "samples_per_setting": len(prompts),
+    atomic_write_json(path, {"benchmark": "demo_sampling", "demo": str(demo),
+                             "samples_per_setting": per_class * len(pipe.conditioner.classes),
                              "seed": seed, "machine": machine_info(torch.device("cpu")), "versions": versions(),
                              "results": rows})
     print(f"wrote {path}")

@@ -181,3 +181,27 @@ def test_sampling_benchmark_scores_every_setting_of_a_finished_demo(smoke, tmp_p
     assert all(0.0 <= r["accuracy"] <= 1.0 and _finite(r["fad"]) for r in rows)
     with pytest.raises(NextscaleError, match="not a finished demo folder"):
         sampling.main(demo=tmp_path, settings="[]", top_p=0.95, per_class=1, seed=1, threads=1, out=tmp_path)
+    with pytest.raises(NextscaleError, match="--settings: expected a JSON list"):
+        sampling.main(demo=out, settings="[[3, 8]", top_p=0.95, per_class=1, seed=1, threads=1, out=tmp_path)
+
+
+def test_ar_recipe_benchmark_trains_each_variant_on_the_demo_tokens_and_scores_it(smoke, tmp_path):
+    """benchmarks/ar_recipe.py on the smoke demo: each variant trains from the demo's AR config with its
+    overrides (the batch it asked for is the one it trained with), is scored with a finite FAD, and a
+    re-run skips what is already measured; a folder that is not a demo is named."""
+    recipe = load_script("ar_recipe")
+    out, _ = smoke
+    kwargs = dict(seconds=0.5, per_class=1, seed=1, threads=1, work=tmp_path / "runs", out=tmp_path, rerun=False,
+                  note="")
+    recipe.main(demo=out, variant=["base", "b2 train.batch_size=2"], **kwargs)
+    report = json.loads((tmp_path / "ar_recipe_demo_cpu.json").read_text())
+    rows = {r["name"]: r for r in report["results"]}
+    assert set(rows) == {"base", "b2"}
+    assert all(0.0 <= r["accuracy"] <= 1.0 and _finite(r["fad"]) and r["steps"] >= 1 for r in rows.values())
+    trained = json.loads((tmp_path / "runs" / "b2" / "config.json").read_text())
+    assert trained["train"]["batch_size"] == 2 and report["base"]["train"]["batch_size"] != 2
+    recipe.main(demo=out, variant=["b2 train.batch_size=2"], **kwargs)       # skipped: same name and budget
+    again = json.loads((tmp_path / "ar_recipe_demo_cpu.json").read_text())
+    assert [r["train_s"] for r in again["results"]] == [r["train_s"] for r in report["results"]]
+    with pytest.raises(NextscaleError, match="not a finished demo folder"):
+        recipe.main(demo=tmp_path, variant=["x"], **kwargs)

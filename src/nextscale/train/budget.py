@@ -16,7 +16,11 @@ WARMUP_STEPS = 5   # the first steps allocate, initialise codebooks and warm cac
 
 
 def _time_steps(task: Any, batches: Sequence[Any]) -> float:
-    """Mean wall time of task.train_step over the batches after the first WARMUP_STEPS."""
+    """Mean wall time of task.train_step over the batches after the first WARMUP_STEPS.
+
+    The mean, not the median: a run lasts the sum of its steps, and the demo SAT's steps vary with the
+    clips rendered (0.28-0.38 s); a median of 8 read 0.275 s for a 0.32 s mean and overran 480 s by 15 %.
+    """
     for j, batch in enumerate(batches[:WARMUP_STEPS]):
         task.train_step(batch, j)
     start = time.perf_counter()
