@@ -7,7 +7,8 @@ optimiser and seed) and differs only by `--set`-style overrides. Each gets the s
 a few timed steps fix its step count, so warmup and cosine decay end on time, then it trains through
 `train_ar`. It is scored as the demo scores its samples (the demo's sampling, classifier and held-out
 clips) on `--per-class` samples per class from another seed than the demo's. Results accumulate in
-OUT/ar_recipe_demo_<device>.json, one entry per variant name and budget; finished ones are skipped.
+OUT/ar_recipe_demo_<device>.json, one entry per variant name and budget (with its demo folder and machine);
+finished ones are skipped.
 """
 from __future__ import annotations
 
@@ -98,7 +99,10 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
     path = out / "ar_recipe_demo_cpu.json"
     report = (read_json(path, ConfigError) if path.is_file()
               else {"benchmark": "ar_recipe", "demo": str(demo), "base": demo_base(demo), "results": []})
-    report |= {"machine": {"threads": threads, **machine_info(torch.device("cpu"))}, "versions": versions()}
+    for earlier in report["results"]:          # entries from before results named their own machine and demo
+        earlier.setdefault("machine", report.get("machine")); earlier.setdefault("demo", report.get("demo"))
+    machine = {"threads": threads, **machine_info(torch.device("cpu"))}
+    report |= {"machine": machine, "versions": versions()}
     for spec in variant:
         name, *overrides = spec.split()
         done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == seconds]
@@ -107,7 +111,8 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
             continue
         if (work / name).exists():
             shutil.rmtree(work / name)          # a variant always trains from scratch to its own schedule
-        result = run_variant(name, overrides, seconds, demo, work, per_class, seed) | {"note": note}
+        result = run_variant(name, overrides, seconds, demo, work, per_class, seed) | {
+            "note": note, "demo": str(demo), "machine": machine}
         report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == seconds)]
         report["results"].append(result)
         atomic_write_json(path, report)

@@ -198,6 +198,7 @@ def test_ar_recipe_benchmark_trains_each_variant_on_the_demo_tokens_and_scores_i
     rows = {r["name"]: r for r in report["results"]}
     assert set(rows) == {"base", "b2"}
     assert all(0.0 <= r["accuracy"] <= 1.0 and _finite(r["fad"]) and r["steps"] >= 1 for r in rows.values())
+    assert all(r["demo"] == str(out) and r["machine"]["threads"] == 1 for r in rows.values())
     trained = json.loads((tmp_path / "runs" / "b2" / "config.json").read_text())
     assert trained["train"]["batch_size"] == 2 and report["base"]["train"]["batch_size"] != 2
     recipe.main(demo=out, variant=["b2 train.batch_size=2"], **kwargs)       # skipped: same name and budget
