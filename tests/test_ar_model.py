@@ -113,6 +113,35 @@ def test_loss_matches_cross_entropy_per_scale():
         assert out.scale_acc[k].item() == pytest.approx(acc.item())
 
 
+def test_scale_loss_weighting_is_the_mean_of_the_per_scale_losses():
+    """model.loss_weighting "scale": each scale's mean cross-entropy counts 1/K (float64 reference from the
+    logits); the weights change the loss only, not the logits; the next-token baseline weighs alike."""
+    plain, weighted = tiny(), tiny(loss_weighting="scale")
+    q = StandInQuantizer(SCALES)
+    cond, codes = torch.tensor([0, 2]), random_codes()
+    out = weighted.loss(cond, codes, q)
+    with torch.no_grad():
+        logits = weighted(cond, q.teacher_forcing_inputs(codes)).double()
+        assert torch.equal(logits.float(), plain(cond, q.teacher_forcing_inputs(codes)))
+    target = torch.cat(codes, 1)
+    per_scale = [F.cross_entropy(logits[:, s:e].reshape(-1, 16), target[:, s:e].reshape(-1)) for s, e in weighted.bounds]
+    assert out.loss.item() == pytest.approx(torch.stack(per_scale).mean().item(), rel=1e-5)
+    assert out.loss.item() != pytest.approx(plain.loss(cond, codes, q).loss.item(), rel=1e-3)   # 1/K is not n_k/L
+
+    from nextscale.ar.next_token import NextTokenAR
+    cfg = dict(kind="next_token", depth=1, width=32, heads=2, scales=SCALES, codebook_size=16, latent_dim=4,
+               condition="class", cond_dim=8, num_classes=3)
+    torch.manual_seed(0)
+    baseline = NextTokenAR(ARConfig(**cfg, loss_weighting="scale")).eval()
+    target, _ = baseline.prepare_batch(cond, codes, None)
+    with torch.no_grad():
+        ce = F.cross_entropy(baseline(cond, target).double().transpose(1, 2), target, reduction="none")
+    expect = torch.stack([ce[:, baseline.levels == k].mean() for k in range(len(SCALES))]).mean()
+    assert baseline.loss(cond, codes, None).loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="model.loss_weighting"):
+        ARConfig(**cfg, loss_weighting="level")
+
+
 def test_training_lowers_loss_and_conditioning_matters():
     """Two classes with different fixed code maps: the model must learn to tell them apart."""
     torch.manual_seed(0)

@@ -49,6 +49,9 @@ class ARConfig:
     order: Literal["scale", "rvq"] = "scale"   # next_token only: token order of the flattened codes
     context_tokens: int = 0   # n_ctx: tokens summarising the previous window (0 = one window, no context)
     context_dropout: float = 0.1   # training: share of continuation windows that see the null context
+    # training: "token" weighs every token alike (the paper's mean cross-entropy); "scale" gives every scale the
+    # same share of the loss, so the coarse scales' few tokens (the contour: 15 of 234 in the demo) count as much
+    loss_weighting: Literal["token", "scale"] = "token"
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -82,6 +85,8 @@ class ARConfig:
                               f"got {self.context_tokens}")
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ConfigError(f"model.context_dropout: must be in [0, 1], got {self.context_dropout}")
+        if self.loss_weighting not in ("token", "scale"):
+            raise ConfigError(f"model.loss_weighting: expected 'token' or 'scale', got {self.loss_weighting!r}")
 
     @property
     def num_tokens(self) -> int:

@@ -55,13 +55,24 @@ class ScaleGenerationState(GenerationState):
     f_hat: Tensor = None  # (B, C, T) accumulated quantized latent
 
 
-def token_loss(logits: Tensor, target: Tensor, levels: Tensor, num_levels: int) -> ARLoss:
-    """Mean cross-entropy plus per-level loss and accuracy (levels (L,) gives each position's scale)."""
+def token_loss(logits: Tensor, target: Tensor, levels: Tensor, num_levels: int, weights: Tensor | None = None) -> ARLoss:
+    """Cross-entropy (the mean over tokens, or over `weights` (L,) summing to 1) plus per-level loss and accuracy
+    (levels (L,) gives each position's scale)."""
     ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
     with torch.no_grad():
         scale_loss = per_segment_mean(ce.detach(), levels, num_levels)
         scale_acc = per_segment_mean((logits.argmax(-1) == target).float(), levels, num_levels)
-    return ARLoss(ce.mean(), scale_loss, scale_acc)
+    loss = ce.mean() if weights is None else (ce * weights).sum(-1).mean()
+    return ARLoss(loss, scale_loss, scale_acc)
+
+
+def loss_weights(levels: Tensor, num_levels: int, weighting: str) -> Tensor | None:
+    """Per-token loss weights for `model.loss_weighting`: None for "token" (the plain mean), and 1 / (K n_k)
+    for "scale", so each of the K scales carries 1/K of the loss whatever its token count n_k."""
+    if weighting == "token":
+        return None
+    counts = torch.bincount(levels, minlength=num_levels).float()
+    return 1.0 / (num_levels * counts[levels])
 
 
 class AAR(Pretrained, ARBackbone):
@@ -83,6 +94,7 @@ class AAR(Pretrained, ARBackbone):
         self.register_buffer("levels", levels, persistent=False)
         self.register_buffer("attn_mask", context_mask(levels[:, None] >= levels[None, :], cfg.context_tokens),
                              persistent=False)
+        self.register_buffer("loss_weights", loss_weights(levels, K, cfg.loss_weighting), persistent=False)
         init_weights(self, self.blocks, self.head, W)
 
     # ---- teacher forcing -------------------------------------------------------------------
@@ -126,7 +138,7 @@ class AAR(Pretrained, ARBackbone):
                    context_present: Tensor | None = None) -> ARLoss:
         """Forward and loss of a prepared batch: no host reads, so torch.compile captures it as one graph."""
         logits = self(cond, inputs, context, context_present)
-        return token_loss(logits, target, self.levels, len(self.config.scales))
+        return token_loss(logits, target, self.levels, len(self.config.scales), self.loss_weights)
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False,

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..checkpoint import Pretrained
 from ..errors import ConfigError
 from .config import ARConfig, Quantizer, check_quantizer
-from .next_scale import ARLoss, check_codes, token_loss
+from .next_scale import ARLoss, check_codes, loss_weights, token_loss
 from .sampling import sample_logits
 from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, guide, init_weights
 
@@ -44,6 +44,7 @@ class NextTokenAR(Pretrained, ARBackbone):
         if cfg.order == "rvq":   # time-major: t0l0, t0l1, ..., t1l0, ...
             levels = torch.arange(K).repeat(cfg.scales[0])
         self.register_buffer("levels", levels, persistent=False)
+        self.register_buffer("loss_weights", loss_weights(levels, K, cfg.loss_weighting), persistent=False)
         self.register_buffer("attn_mask", context_mask(torch.ones(L, L, dtype=torch.bool).tril(), cfg.context_tokens),
                              persistent=False)
         init_weights(self, self.blocks, self.head, W)
@@ -101,7 +102,8 @@ class NextTokenAR(Pretrained, ARBackbone):
     def batch_loss(self, cond: Tensor, inputs: Tensor, target: Tensor, context: Tensor | None = None,
                    context_present: Tensor | None = None) -> ARLoss:
         """Forward and loss of a prepared batch: no host reads, so torch.compile captures it as one graph."""
-        return token_loss(self(cond, inputs, context, context_present), target, self.levels, len(self.config.scales))
+        return token_loss(self(cond, inputs, context, context_present), target, self.levels, len(self.config.scales),
+                          self.loss_weights)
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
