@@ -72,7 +72,7 @@ PRESETS = {
     # benchmarks/results/tokenizer_recipe_demo_cpu.json), so both models train as long as ~12 minutes allow
     # AAR batch 16: in the same 270 s, 2400 steps of 16 clips gave 73.8 % generated class accuracy against 68.3 % for
     # 1100 steps of 32 (batch 8: 71.2 %; lr 1e-3: 43.8 %; depth 3 or width 192: 63.7 / 65.0 %; 240 samples each,
-    # benchmarks/ar_recipe.py, results/ar_recipe_demo_cpu.json)
+    # benchmarks/ar_recipe.py, results/ar_recipe_demo_cpu.json); aar-synth's per-scale loss weighting added ~10 points
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1000, sat_batch=8, ar_steps=1200,
                           ar_batch=16, classifier_steps=400, classifier_n=1200, samples_per_class=8,
                           sat_seconds=480.0, ar_seconds=270.0),
