@@ -230,3 +230,13 @@ def test_invariant_with_the_real_msrq():
     with torch.no_grad():
         ref = model(cond, q.teacher_forcing_inputs(codes))
     assert (torch.cat(logits, 1) - ref).abs().max() <= 1e-4
+
+
+def test_unknown_loss_weighting_is_a_config_error_naming_the_field():
+    """The config loader rejects a misspelt weighting with the field's path, before any model is built."""
+    from nextscale.errors import ConfigError
+    from nextscale.train.ar import load_ar_train_config
+
+    with pytest.raises(ConfigError, match=r"model\.loss_weighting: expected one of 'token', 'scale', got 'tokens'"):
+        load_ar_train_config("aar-synth", ["model.loss_weighting=tokens", "data.tokens=unused"])
+

@@ -85,8 +85,6 @@ class ARConfig:
                               f"got {self.context_tokens}")
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ConfigError(f"model.context_dropout: must be in [0, 1], got {self.context_dropout}")
-        if self.loss_weighting not in ("token", "scale"):
-            raise ConfigError(f"model.loss_weighting: expected 'token' or 'scale', got {self.loss_weighting!r}")
 
     @property
     def num_tokens(self) -> int:
