@@ -140,6 +140,35 @@ def test_scale_loss_weighting_is_the_mean_of_the_per_scale_losses():
     assert baseline.loss(cond, codes, None).loss.item() == pytest.approx(expect.item(), rel=1e-5)
 
 
+def test_scale_loss_shares_weigh_each_scales_mean_cross_entropy():
+    """model.scale_loss_shares: scale k's mean cross-entropy counts share_k / sum(shares) (float64 reference);
+    equal shares are the plain "scale" weighting."""
+    shares = [8.0, 1.0, 2.0, 1.0, 0.5]
+    shared, equal = tiny(loss_weighting="scale", scale_loss_shares=shares), tiny(loss_weighting="scale")
+    q = StandInQuantizer(SCALES)
+    cond, codes = torch.tensor([0, 2]), random_codes()
+    with torch.no_grad():
+        logits = shared(cond, q.teacher_forcing_inputs(codes)).double()
+    target = torch.cat(codes, 1)
+    per_scale = torch.stack([F.cross_entropy(logits[:, s:e].reshape(-1, 16), target[:, s:e].reshape(-1))
+                             for s, e in shared.bounds])
+    weights = torch.tensor(shares, dtype=torch.float64)
+    assert shared.loss(cond, codes, q).loss.item() == pytest.approx((per_scale * weights).sum().item() / sum(shares),
+                                                                    rel=1e-5)
+    flat = tiny(loss_weighting="scale", scale_loss_shares=[3.0] * len(SCALES))
+    assert flat.loss(cond, codes, q).loss.item() == pytest.approx(equal.loss(cond, codes, q).loss.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(scale_loss_shares=[1.0, 1.0]), "needs loss_weighting 'scale'"),
+    (dict(loss_weighting="scale", scale_loss_shares=[1.0, 1.0]), "positive numbers \\(one per scale\\)"),
+    (dict(loss_weighting="scale", scale_loss_shares=[1.0, 0.0, 1.0, 1.0, 1.0]), "positive numbers"),
+])
+def test_bad_scale_loss_shares_name_the_field_and_reason(fields, reason):
+    with pytest.raises(ConfigError, match=r"model\.scale_loss_shares: .*" + reason):
+        tiny(**fields)
+
+
 def test_training_lowers_loss_and_conditioning_matters():
     """Two classes with different fixed code maps: the model must learn to tell them apart."""
     torch.manual_seed(0)

@@ -52,6 +52,10 @@ class ARConfig:
     # training: "token" weighs every token alike (the paper's mean cross-entropy); "scale" gives every scale the
     # same share of the loss, so the coarse scales' few tokens (the contour: 15 of 234 in the demo) count as much
     loss_weighting: Literal["token", "scale"] = "token"
+    # with "scale": each scale's relative share of the loss, K positive numbers ([] = equal shares). A larger share
+    # for the first scales teaches a small model a class that only the contour tells apart (a chirp's direction,
+    # benchmarks/class_gain.py), at a cost to the fine scales it takes the share from
+    scale_loss_shares: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -85,6 +89,13 @@ class ARConfig:
                               f"got {self.context_tokens}")
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ConfigError(f"model.context_dropout: must be in [0, 1], got {self.context_dropout}")
+        if self.scale_loss_shares:
+            if self.loss_weighting != "scale":
+                raise ConfigError("model.scale_loss_shares: needs loss_weighting 'scale' "
+                                  f"(got {self.loss_weighting!r})")
+            if len(self.scale_loss_shares) != len(self.scales) or not all(w > 0 for w in self.scale_loss_shares):
+                raise ConfigError(f"model.scale_loss_shares: expected {len(self.scales)} positive numbers (one per "
+                                  f"scale), got {self.scale_loss_shares}")
 
     @property
     def num_tokens(self) -> int:

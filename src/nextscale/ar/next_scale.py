@@ -66,13 +66,14 @@ def token_loss(logits: Tensor, target: Tensor, levels: Tensor, num_levels: int, 
     return ARLoss(loss, scale_loss, scale_acc)
 
 
-def loss_weights(levels: Tensor, num_levels: int, weighting: str) -> Tensor | None:
-    """Per-token loss weights for `model.loss_weighting`: None for "token" (the plain mean), and 1 / (K n_k)
-    for "scale", so each of the K scales carries 1/K of the loss whatever its token count n_k."""
+def loss_weights(levels: Tensor, num_levels: int, weighting: str, shares: Sequence[float] = ()) -> Tensor | None:
+    """Per-token loss weights for `model.loss_weighting`: None for "token" (the plain mean); for "scale", scale k
+    carries share_k / sum(shares) of the loss (equal shares, 1/K, when none are given) spread over its n_k tokens."""
     if weighting == "token":
         return None
     counts = torch.bincount(levels, minlength=num_levels).float()
-    return 1.0 / (num_levels * counts[levels])
+    share = torch.tensor(list(shares), dtype=torch.float32) if len(shares) else torch.ones(num_levels)
+    return (share / share.sum())[levels] / counts[levels]
 
 
 class AAR(Pretrained, ARBackbone):
@@ -94,7 +95,8 @@ class AAR(Pretrained, ARBackbone):
         self.register_buffer("levels", levels, persistent=False)
         self.register_buffer("attn_mask", context_mask(levels[:, None] >= levels[None, :], cfg.context_tokens),
                              persistent=False)
-        self.register_buffer("loss_weights", loss_weights(levels, K, cfg.loss_weighting), persistent=False)
+        weights = loss_weights(levels, K, cfg.loss_weighting, cfg.scale_loss_shares)
+        self.register_buffer("loss_weights", weights, persistent=False)
         init_weights(self, self.blocks, self.head, W)
 
     # ---- teacher forcing -------------------------------------------------------------------

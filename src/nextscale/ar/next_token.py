@@ -44,7 +44,8 @@ class NextTokenAR(Pretrained, ARBackbone):
         if cfg.order == "rvq":   # time-major: t0l0, t0l1, ..., t1l0, ...
             levels = torch.arange(K).repeat(cfg.scales[0])
         self.register_buffer("levels", levels, persistent=False)
-        self.register_buffer("loss_weights", loss_weights(levels, K, cfg.loss_weighting), persistent=False)
+        weights = loss_weights(levels, K, cfg.loss_weighting, cfg.scale_loss_shares)
+        self.register_buffer("loss_weights", weights, persistent=False)
         self.register_buffer("attn_mask", context_mask(torch.ones(L, L, dtype=torch.bool).tril(), cfg.context_tokens),
                              persistent=False)
         init_weights(self, self.blocks, self.head, W)
