@@ -52,6 +52,7 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
     import numpy as np
     import torch
 
+    from nextscale.ar.conditioning import ClassConditioner
     from nextscale.bench.measure import machine_info, versions
     from nextscale.data.synth import KINDS, synth_clip
     from nextscale.errors import NextscaleError
@@ -61,6 +62,9 @@ def main(model: str = typer.Option("nextscale-synth-small", help="model name or 
     torch.set_num_threads(threads)
     names = [n.strip() for n in pair.split(",")]
     pipe = Pipeline.from_pretrained(model)
+    if pipe.ar.config.kind != "aar" or not isinstance(pipe.conditioner, ClassConditioner):
+        raise NextscaleError(f"{model}: class gain needs a class-conditioned next-scale (AAR) pipeline, got a "
+                             f"{pipe.ar.config.kind} model conditioned by {pipe.conditioner.kind}")
     classes = pipe.conditioner.classes
     if len(names) != 2 or any(n not in classes or n not in KINDS for n in names):
         raise NextscaleError(f"--pair: expected two of the model's synthetic classes {classes}, got {pair!r}")

@@ -1,12 +1,16 @@
 """benchmarks/class_gain.py: the data side of the per-scale class gain, against its closed form."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from bench_scripts import load_script
+from tiny_models import tiny_pipeline
+
+from nextscale.errors import NextscaleError
 
 class_gain = load_script("class_gain")
 
@@ -29,3 +33,19 @@ def test_data_gain_is_zero_when_the_classes_share_their_token_frequencies():
     tokens = rng.integers(0, 8, size=(400, 3))
     tokens[1::2] = tokens[0::2]          # class 1's clips copy class 0's tokens, in both halves
     assert class_gain.data_gain(tokens, labels, 0, 1, 8) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,pair,needle", [
+    ({}, "tone,kick", "--pair: expected two of the model's synthetic classes"),
+    ({}, "tone", "--pair: expected two"),
+    ({"kind": "next_token"}, "tone,chord", "needs a class-conditioned next-scale"),
+])
+def test_bad_model_or_pair_is_named_before_any_work(tmp_path, kwargs, pair, needle):
+    pipe = tiny_pipeline()
+    if kwargs:      # the same AR recipe as a next-token model
+        from nextscale.ar.next_token import NextTokenAR
+        pipe.ar = NextTokenAR.from_config(dataclasses.asdict(pipe.ar.config) | kwargs).eval()
+    model = pipe.save_pretrained(tmp_path / "pipe")
+    with pytest.raises(NextscaleError, match=needle):
+        class_gain.main(model=str(model), pair=pair, clips=2, threads=1, out=tmp_path)
+    assert not (tmp_path / "class_gain_cpu.json").exists()

@@ -37,6 +37,17 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.model.latent_dim == 16 and cfg.model.schedule == [1, 2, 4] and cfg.mode == "b"
 
 
+@pytest.mark.parametrize("text,value", [("2e-3", 2e-3), ("1E5", 1e5), ("-3.5e-4", -3.5e-4), (".5e1", 5.0)])
+def test_scientific_floats_without_a_dot(tmp_path, text, value):
+    """PyYAML reads `2e-3` as a string (YAML 1.1 wants `2.0e-3`); a float field still takes it."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"lr: {text}\n")
+    assert load_config(p, Outer).lr == value
+    assert load_config(None, Outer, [f"lr={text}"]).lr == value
+    with pytest.raises(ConfigError, match="lr: expected a number"):
+        load_config(None, Outer, ["lr=2e-3x"])
+
+
 @pytest.mark.parametrize("data,needle", [
     ({"modell": {}}, "unknown config key 'modell'; did you mean 'model'"),
     ({"model": {"latent_dim": "big"}}, "model.latent_dim: expected an integer"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,8 @@ import yaml
 from .errors import ConfigError
 
 T = TypeVar("T")
+# YAML 1.1 (PyYAML) reads `2e-3` and `1e5` as strings: it wants a dot in scientific notation.
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"     # YAMLs shipped as package data
 
 
@@ -83,6 +86,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
