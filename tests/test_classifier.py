@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from nextscale.eval.classifier_metrics import accuracy_by_class, class_accuracy, inception_score, label_kl
+from nextscale.eval.classifier_metrics import accuracy_by_class, class_accuracy, confusions, inception_score, label_kl
 from nextscale.eval.embeddings import get_embedding
 from nextscale.eval.embeddings.synth import SynthClassifier, split_windows
 from nextscale.eval.evaluate import evaluate_sets
@@ -35,6 +35,13 @@ def test_accuracy_by_class_counts_each_label_on_its_own():
     probs = np.eye(3)[[0, 0, 1, 2, 2, 0]]            # predictions 0 0 1 2 2 0
     labels = [0, 1, 1, 2, -1, 2]                     # class 0: 1/1, class 1: 1/2, class 2: 1/2; -1 left out
     assert accuracy_by_class(probs, labels, ["a", "b", "c", "d"]) == {"a": 1.0, "b": 0.5, "c": 0.5}
+
+
+def test_confusions_name_what_each_class_was_taken_for_most_first():
+    probs = np.eye(4)[[1, 3, 3, 0, 2, 1, 0, 0]]      # predictions 1 3 3 0 2 1 0 0
+    labels = [0, 0, 0, 0, 2, 2, -1, 3]               # a -> d twice, b once; c right and -> b; unlabelled left out
+    assert confusions(probs, labels, ["a", "b", "c", "d"]) == {"a": {"d": 2, "b": 1}, "c": {"b": 1}, "d": {"a": 1}}
+    assert list(confusions(probs, labels, ["a", "b", "c", "d"])["a"]) == ["d", "b"]
 
 
 def test_split_windows():

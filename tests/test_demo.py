@@ -63,6 +63,12 @@ def test_smoke_demo_writes_every_artefact(smoke):
         by_class = evaluated[name]["accuracy_by_class_generated"]
         assert len(by_class) == classes
         assert np.mean(list(by_class.values())) == pytest.approx(evaluated[name]["accuracy_generated"])
+        # the misses per class, by what they were taken for, count exactly the clips accuracy calls wrong
+        per_class = evaluated[name]["n_generated"] // classes
+        missed = {c: sum(taken.values()) for c, taken in evaluated[name]["confusions_generated"].items()}
+        assert missed == {c: round((1 - acc) * per_class) for c, acc in by_class.items() if acc < 1.0}
+        assert all(c not in taken for c, taken in evaluated[name]["confusions_generated"].items())
+    assert "AAR: taken for" in html
 
 
 def test_smoke_demo_measures_long_audio(smoke):

@@ -341,7 +341,8 @@ def stage_evaluate(demo: Demo) -> dict[str, Any]:
                                progress=demo.progress)
     backend = get_embedding("synth", classifier=r["classifier"]["classifier"])
     cache = demo.out / "eval" / "embedding-cache"
-    keys = ("fad", "accuracy_generated", "accuracy_real", "accuracy_by_class_generated", "inception_score", "label_kl",
+    keys = ("fad", "accuracy_generated", "accuracy_real", "accuracy_by_class_generated", "confusions_generated",
+            "inception_score", "label_kl",
             "n_real", "n_generated")
     generated = evaluate_sets(real, r["generate"]["generated"], backend, cache, progress=demo.progress)
     random_floor = evaluate_sets(real, r["generate"]["random"], backend, cache, progress=demo.progress)
@@ -515,6 +516,13 @@ def print_long_summary(console: Any, long: dict[str, Any]) -> None:
                   f"audio, {long['cost_ratio']:.2f}x the 1 s figure")
 
 
+
+def _taken_for(scores: dict[str, Any], name: str) -> str:
+    """'chord ×3, noise_burst ×1': what the classifier heard instead of class `name`."""
+    wrong = scores.get("confusions_generated", {}).get(name, {})
+    return ", ".join(f"{other} ×{n}" for other, n in wrong.items())
+
+
 def write_demo_report(demo: Demo) -> Path:
     from .data.manifest import read_manifest
     from .eval.report import Audio, Curves, Image, Section, Table, write_report
@@ -531,7 +539,9 @@ def write_demo_report(demo: Demo) -> Path:
             "FAD (synth)": ev["random"]["fad"]},
            {"audio": "chance", "class accuracy": 1 / len(classes), "FAD (synth)": None}]
     by_class = [{"class": c, "held-out through SAT": ev["reconstructed"].get("accuracy_by_class_generated", {}).get(c),
-                 "generated (AAR)": ev["generated"].get("accuracy_by_class_generated", {}).get(c)} for c in classes]
+                 "SAT: taken for": _taken_for(ev["reconstructed"], c),
+                 "generated (AAR)": ev["generated"].get("accuracy_by_class_generated", {}).get(c),
+                 "AAR: taken for": _taken_for(ev["generated"], c)} for c in classes]
     rec = ev["reconstruction"]
     # one real held-out clip per class, and the first generated sample of each class
     manifest = Path(r["corpus"]["heldout_manifest"])

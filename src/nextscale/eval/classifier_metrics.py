@@ -38,6 +38,21 @@ def accuracy_by_class(probs, labels, classes) -> dict[str, float]:
     return {name: float(hits[y == i].mean()) for i, name in enumerate(classes) if (y == i).any()}
 
 
+def confusions(probs, labels, classes) -> dict[str, dict[str, int]]:
+    """For each labelled class, the classes its misclassified clips were taken for, with counts (most first):
+    whether a lost tone became a chord or noise says what the model dropped."""
+    p = _probs(probs, "confusions")
+    y = np.asarray(labels, dtype=np.int64)
+    pred = p.argmax(1)
+    out = {}
+    for i, name in enumerate(classes):
+        wrong = pred[(y == i) & (pred != i)]
+        if wrong.size:
+            counts = np.bincount(wrong, minlength=len(classes))
+            out[name] = {classes[j]: int(counts[j]) for j in np.argsort(-counts, kind="stable") if counts[j]}
+    return out
+
+
 def inception_score(probs) -> float:
     """exp(E_x KL(p(y|x) ‖ p(y))): high when each clip is confidently one class and all classes occur."""
     p = _probs(probs, "inception score")

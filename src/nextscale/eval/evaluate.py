@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .classifier_metrics import accuracy_by_class, class_accuracy, inception_score, label_kl
+from .classifier_metrics import accuracy_by_class, class_accuracy, confusions, inception_score, label_kl
 from .embed_files import EmbeddedFiles, embed_sources
 from .embeddings.base import EmbeddingBackend
 from .fad import fad_from_embeddings
@@ -40,6 +40,7 @@ def _classifier_metrics(real: EmbeddedFiles, gen: EmbeddedFiles, backend) -> dic
         out[f"accuracy_{name}"] = acc
         out[f"n_labelled_{name}"] = n
         out[f"accuracy_by_class_{name}"] = accuracy_by_class(probs, labels, backend.classes)
+        out[f"confusions_{name}"] = confusions(probs, labels, backend.classes)
         if unknown:
             out[f"unknown_labels_{name}"] = unknown
     return out
