@@ -266,3 +266,55 @@ def test_unknown_loss_weighting_is_a_config_error_naming_the_field():
     with pytest.raises(ConfigError, match=r"model\.loss_weighting: expected one of 'token', 'scale', got 'tokens'"):
         load_ar_train_config("aar-synth", ["model.loss_weighting=tokens", "data.tokens=unused"])
 
+
+
+def test_guided_head_equals_guiding_its_logits_in_float64():
+    """CFG applied before the vocabulary projection (half its cost) is the same affine map as after it."""
+    model = tiny().double()
+    x = torch.randn(4, 5, 32, dtype=torch.float64)          # rows [cond; null] of a batch of 2
+    mod = model.head.modulation(torch.randn(4, 32, dtype=torch.float64))
+    t = 2.5
+    logits = model.head(x, mod)
+    reference = (1 + t) * logits[:2] - t * logits[2:]
+    assert torch.allclose(model.head(x, mod, guidance=(2, t)), reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["aar", "next_token"])
+def test_growing_caches_generate_what_preallocated_caches_do(kind):
+    """KV caches that append (a whole generation traced as one graph) give the same tokens and logits."""
+    from nextscale.ar import NextTokenAR
+
+    if kind == "aar":
+        model = tiny()
+    else:
+        torch.manual_seed(0)
+        model = NextTokenAR(ARConfig(kind="next_token", depth=2, width=32, heads=2, scales=SCALES, codebook_size=16,
+                                     latent_dim=4, condition="class", cond_dim=8, num_classes=3)).eval()
+    q, cond = StandInQuantizer(SCALES), torch.tensor([0, 2])
+
+    def run(growing):
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            state = model.setup(q, cond, guided=True, growing=growing)
+            steps = [model.step(state, q, i, t, 6, 0.9, 1.0, g) for i, t in model.generation_plan(3.0)]
+        return state, steps
+
+    state, grown = run(True)
+    assert all(c.growing and c.k.shape[2] == model.config.sequence_length for c in state.caches)
+    for (tokens, logits), (ref_tokens, ref_logits) in zip(grown, run(False)[1]):
+        assert torch.equal(tokens, ref_tokens)
+        assert torch.allclose(logits, ref_logits, rtol=0, atol=1e-5)
+
+
+def test_growing_cache_refuses_out_of_order_writes_and_reads():
+    from nextscale.ar.transformer import KVCache
+    from nextscale.errors import NextscaleError
+
+    cache = KVCache(1, 2, 8, 4, "cpu", torch.float32, growing=True)
+    k = torch.randn(1, 2, 3, 4)
+    cache.write(0, k, k)
+    assert torch.equal(cache.visible(3)[0], k)
+    with pytest.raises(NextscaleError, match="write at 5, but 3 positions are filled"):
+        cache.write(5, k, k)
+    with pytest.raises(NextscaleError, match="6 positions asked for, 3 filled"):
+        cache.visible(6)

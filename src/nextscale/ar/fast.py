@@ -5,7 +5,8 @@ parameters, static KV cache, output buffers; `generation_plan`; a per-scale / pe
 that never reads a tensor on the host; `codes`). `FastGenerator` runs that loop itself so it can
 
 - compile with `torch.compile` (`compile=True`). A short plan (AAR: one step per scale, 16) compiles
-  as one graph: setup, every step and the codes. Per-step graphs were slower than eager on CPU: dynamo
+  as one graph: setup, every step and the codes, with KV caches that grow by concatenation (inductor
+  would copy a whole preallocated cache at every in-place write). Per-step graphs were slower than eager on CPU: dynamo
   keeps one cached graph per scale and checks their guards in turn before each call, ~1 ms per step
   for a tiny model. A long plan (the next-token baselines, 455 / 750 steps) compiles its step instead,
   in its static form (whole-cache attention with a causal row mask, the CFG weight as a 0-d tensor),
@@ -130,7 +131,8 @@ class FastGenerator:
                             noises: list[Tensor | None]) -> list[Tensor]:
         """Setup, every step of the plan with its CFG weight and uniforms, codes: what a short plan compiles."""
         top_k, top_p, temperature = self.sampling
-        state = self.model.setup(self.quantizer, cond, self.guided, static=self.static, context=context)
+        state = self.model.setup(self.quantizer, cond, self.guided, static=self.static, context=context,
+                                 growing=self.compile_scope == "generation")
         outputs = [self._step(state, self.quantizer, index, t, top_k, top_p, temperature, None, noise)[0]
                    for (index, _), t, noise in zip(self.plan, weights, noises)]
         return self.model.codes(state, outputs)

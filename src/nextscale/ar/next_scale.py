@@ -17,7 +17,7 @@ from ..checkpoint import Pretrained
 from ..errors import ConfigError
 from .config import ARConfig, Quantizer, check_quantizer
 from .sampling import sample_logits
-from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, guide, init_weights
+from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, init_weights
 
 
 class ARLoss(NamedTuple):
@@ -144,14 +144,15 @@ class AAR(Pretrained, ARBackbone):
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer, cond: Tensor, guided: bool, static: bool = False,
-              context: Tensor | None = None) -> ScaleGenerationState:
-        """Condition -> AdaLN parameters, static caches (holding the context tokens), first-scale input.
+              context: Tensor | None = None, growing: bool = False) -> ScaleGenerationState:
+        """Condition -> AdaLN parameters, KV caches (holding the context tokens), first-scale input.
 
-        Each scale's step already has fixed shapes, so `static` changes nothing here.
+        Each scale's step already has fixed shapes, so `static` changes nothing here; every scale attends
+        to all earlier ones in order, so `growing` caches always fit.
         """
         cfg = self.config
         check_quantizer(cfg, quantizer)
-        c, fields = self.generation_setup(cond, guided, context)
+        c, fields = self.generation_setup(cond, guided, context, growing)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :cfg.scales[0]]
         # f_hat accumulates in float32 whatever the model's precision: it is what the decoder hears
         f_hat = torch.zeros(fields["batch"], cfg.latent_dim, cfg.scales[-1], device=c.device, dtype=torch.float32)
@@ -173,9 +174,9 @@ class AAR(Pretrained, ARBackbone):
         """
         start, end = self.bounds[k]
         off = state.offset
-        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + start, off + end)
-        if state.guided:
-            logits = guide(logits, state.batch, t)
+        guidance = (state.batch, t) if state.guided else None
+        logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + start, off + end,
+                                 guidance=guidance)
         idx = sample_logits(logits, top_k, top_p, temperature, generator, noise)
         state.f_hat = state.f_hat + quantizer.embed(k, idx).float()
         if k + 1 < len(self.bounds):

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .config import ARConfig, Quantizer, check_quantizer
 from .next_scale import ARLoss, check_codes, loss_weights, token_loss
 from .sampling import sample_logits
-from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, guide, init_weights
+from .transformer import ARBackbone, GenerationState, context_mask, guidance_weight, init_weights
 
 
 @dataclass
@@ -108,13 +108,13 @@ class NextTokenAR(Pretrained, ARBackbone):
 
     # ---- generation ------------------------------------------------------------------------
     def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
-              context: Tensor | None = None) -> TokenGenerationState:
+              context: Tensor | None = None, growing: bool = False) -> TokenGenerationState:
         """Condition -> AdaLN parameters, caches (holding the context tokens), output buffer; `static`:
-        whole-cache steps."""
+        whole-cache steps, which read positions not yet written, so they keep preallocated caches."""
         cfg = self.config
         if quantizer is not None:
             check_quantizer(cfg, quantizer)
-        c, fields = self.generation_setup(cond, guided, context)
+        c, fields = self.generation_setup(cond, guided, context, growing and not static)
         tokens = c[:, None] + self.pos_start + fields["level_pos"][:, :1]
         out = torch.zeros(fields["batch"], cfg.num_tokens, dtype=torch.long, device=c.device)
         return TokenGenerationState(tokens=tokens, out=out, static=static, **fields)
@@ -137,10 +137,9 @@ class NextTokenAR(Pretrained, ARBackbone):
         """
         L, static, off = self.config.num_tokens, state.static, state.offset
         mask = self.attn_mask[off + i:off + i + 1] if static else None
+        guidance = (state.batch, t) if state.guided else None
         logits = self.run_cached(state.tokens, state.mods, state.head_mod, state.caches, off + i,
-                                 off + L if static else off + i + 1, mask)
-        if state.guided:
-            logits = guide(logits, state.batch, t)
+                                 off + L if static else off + i + 1, mask, guidance)
         idx = sample_logits(logits, top_k, top_p, temperature, generator, noise)   # (B, 1)
         state.out[:, i:i + 1] = idx
         if i + 1 < L:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NextscaleError
 from . import kernels
 from .config import ARConfig, Quantizer
 
@@ -23,14 +23,37 @@ Modulation = tuple[Tensor, ...]
 
 
 class KVCache:
-    """Preallocated keys/values of one attention layer: (B, H, L, head_dim) each, written in place.
+    """Keys/values of one attention layer: (B, H, L, head_dim) each.
 
-    Nothing is concatenated during generation, so every step has static shapes.
+    Preallocated (the default) and written in place: nothing is concatenated, so every step has static
+    shapes (eager, a compiled step, CUDA graphs). `growing`: starts empty and each write appends, for a
+    whole generation traced as one graph, where inductor turns each in-place write into a copy of the
+    whole preallocated cache (tiny AAR, batch 1, 1 CPU thread: 20.3 -> 17.9 ms per clip). Writes then go
+    in order, and a step sees exactly what was written.
     """
 
-    def __init__(self, batch: int, heads: int, length: int, head_dim: int, device, dtype):
-        self.k = torch.zeros(batch, heads, length, head_dim, device=device, dtype=dtype)
+    def __init__(self, batch: int, heads: int, length: int, head_dim: int, device, dtype, growing: bool = False):
+        self.growing = growing
+        self.k = torch.zeros(batch, heads, 0 if growing else length, head_dim, device=device, dtype=dtype)
         self.v = torch.zeros_like(self.k)
+
+    def write(self, start: int, k: Tensor, v: Tensor) -> None:
+        """Keys/values (B, H, n, head_dim) of positions [start, start + n)."""
+        if not self.growing:
+            end = start + k.shape[2]
+            self.k[:, :, start:end] = k
+            self.v[:, :, start:end] = v
+            return
+        if start != self.k.shape[2]:
+            raise NextscaleError(f"growing KV cache: write at {start}, but {self.k.shape[2]} positions are filled")
+        self.k = torch.cat((self.k, k), dim=2)
+        self.v = torch.cat((self.v, v), dim=2)
+
+    def visible(self, n: int) -> tuple[Tensor, Tensor]:
+        """Keys and values of positions [0, n)."""
+        if self.growing and n != self.k.shape[2]:
+            raise NextscaleError(f"growing KV cache: {n} positions asked for, {self.k.shape[2]} filled")
+        return self.k[:, :, :n], self.v[:, :, :n]
 
 
 class Attention(nn.Module):
@@ -76,10 +99,8 @@ class Attention(nn.Module):
     def forward_cached(self, x: Tensor, cache: KVCache, start: int, visible: int, mask: Tensor | None = None) -> Tensor:
         """Write x's keys/values at [start, start+len) and attend to cache positions [0, visible)."""
         q, k, v = self._qkv(x)
-        end = start + x.shape[1]
-        cache.k[:, :, start:end] = k
-        cache.v[:, :, start:end] = v
-        return self._attend(q, cache.k[:, :, :visible], cache.v[:, :, :visible], mask)
+        cache.write(start, k, v)
+        return self._attend(q, *cache.visible(visible), mask)
 
 
 class FeedForward(nn.Module):
@@ -134,9 +155,13 @@ class AdaLNHead(nn.Module):
     def modulation(self, cond: Tensor) -> Modulation:
         return self.ada(cond).view(-1, 1, 2, self.width).unbind(2)
 
-    def forward(self, x: Tensor, mod: Modulation) -> Tensor:
+    def forward(self, x: Tensor, mod: Modulation, guidance: tuple[int, Any] | None = None) -> Tensor:
+        """Logits of (R, n, W) rows; `guidance` (B, t) for rows laid out as [cond; null] returns the B guided
+        rows. The projection is affine, so guiding its input equals guiding its logits (up to float rounding)
+        at half the projection's cost: the vocabulary projection is ~40 % of a tiny model's FLOPs."""
         scale, shift = mod
-        return self.out(self.norm(x) * (1 + scale) + shift)
+        h = self.norm(x) * (1 + scale) + shift
+        return self.out(h if guidance is None else guide(h, *guidance))
 
 
 class ConditionEmbedding(nn.Module):
@@ -359,13 +384,16 @@ class ARBackbone(nn.Module):
         return self.head(x[:, self.config.context_tokens:], head_mod)
 
     def run_cached(self, x: Tensor, mods: list[Modulation], head_mod: Modulation, caches: list[KVCache],
-                   start: int, visible: int, mask: Tensor | None = None) -> Tensor:
-        """Incremental pass of new tokens at [start, start+n) attending to cache [0, visible)."""
+                   start: int, visible: int, mask: Tensor | None = None,
+                   guidance: tuple[int, Any] | None = None) -> Tensor:
+        """Incremental pass of new tokens at [start, start+n) attending to cache [0, visible); with
+        `guidance` (B, t) the CFG-guided logits of the B conditioned rows."""
         for blk, mod, cache in zip(self.blocks, mods, caches):
             x = blk(x, mod, mask, cache, start, visible)
-        return self.head(x, head_mod)
+        return self.head(x, head_mod, guidance)
 
-    def generation_setup(self, cond: Tensor, guided: bool, context: Tensor | None = None) -> tuple[Tensor, dict]:
+    def generation_setup(self, cond: Tensor, guided: bool, context: Tensor | None = None,
+                         growing: bool = False) -> tuple[Tensor, dict]:
         """Condition embedding (B or 2B rows) and the GenerationState fields all models share.
 
         A context model's context tokens (the null context when `context` is None) go through the blocks
@@ -376,7 +404,7 @@ class ARBackbone(nn.Module):
         c = self.cond_embed.with_null(cond) if guided else self.cond_embed(cond)
         mods, head_mod = self.modulations(c)
         batch = c.shape[0] // 2 if guided else c.shape[0]
-        caches = self.new_caches(c.shape[0], self.config.sequence_length)
+        caches = self.new_caches(c.shape[0], self.config.sequence_length, growing)
         n = self.config.context_tokens
         if n:
             x = self.context(context, batch).to(c.dtype)
@@ -387,12 +415,14 @@ class ARBackbone(nn.Module):
                       level_pos=self.level_pos(), offset=n)
         return c, fields
 
-    def new_caches(self, batch: int, length: int) -> list[KVCache]:
+    def new_caches(self, batch: int, length: int, growing: bool = False) -> list[KVCache]:
         cfg, p = self.config, self.head.out.weight
-        return [KVCache(batch, cfg.heads, length, cfg.width // cfg.heads, p.device, p.dtype) for _ in self.blocks]
+        return [KVCache(batch, cfg.heads, length, cfg.width // cfg.heads, p.device, p.dtype, growing)
+                for _ in self.blocks]
 
     # ---- generation: the interface both models implement, and the one loop that drives it ----------
-    # setup(quantizer, cond, guided, static) -> state; generation_plan(cfg) -> [(step index, CFG weight)];
+    # setup(quantizer, cond, guided, static, context, growing) -> state (growing: KV caches that append, for a
+    # generation traced as one graph); generation_plan(cfg) -> [(step index, CFG weight)];
     # step(state, quantizer, index, t, top_k, top_p, temperature, generator, noise=None) -> (tokens, guided
     # logits), with shapes that depend only on the index and no host reads (compile / CUDA-graph friendly);
     # `noise`, the sampler's uniforms (B, step_length(index), sampling.noise_width(...)), drawn by the caller,
@@ -400,7 +430,7 @@ class ARBackbone(nn.Module):
     # codes(state, per-step tokens) -> K LongTensors (B, n_k). `ar.fast.FastGenerator` drives the same.
     # `context` is the previous window's latent f_hat (B, C, T) for a model with context tokens, or None.
     def setup(self, quantizer: Quantizer | None, cond: Tensor, guided: bool, static: bool = False,
-              context: Tensor | None = None) -> GenerationState:
+              context: Tensor | None = None, growing: bool = False) -> GenerationState:
         raise NotImplementedError
 
     def generation_plan(self, cfg: float) -> list[tuple[int, float]]:
