@@ -6,7 +6,8 @@ Every variant starts from the AR stage of a finished `nextscale demo` folder (it
 optimiser and seed) and differs only by `--set`-style overrides. Each gets the same wall-clock budget:
 a few timed steps fix its step count, so warmup and cosine decay end on time, then it trains through
 `train_ar`. It is scored as the demo scores its samples (the demo's sampling, classifier and held-out
-clips) on `--per-class` samples per class from another seed than the demo's. Results accumulate in
+clips) on `--per-class` samples per class from another seed than the demo's (`--steps N` trains every variant N
+steps instead, for variants whose steps cost the same: a probe on a shared VM can misread by 40 %). Results accumulate in
 OUT/ar_recipe_demo_<device>.json, one entry per variant name and budget (with its demo folder and machine);
 finished ones are skipped.
 """
@@ -50,7 +51,7 @@ def train_config(base: dict[str, Any], overrides: list[str], steps: int) -> dict
 
 
 def run_variant(name: str, overrides: list[str], seconds: float, demo: Path, work: Path, per_class: int,
-                seed: int) -> dict[str, Any]:
+                seed: int, fixed_steps: int = 0) -> dict[str, Any]:
     from nextscale.demo import SAMPLING, score_samples
     from nextscale.eval.embeddings import get_embedding
     from nextscale.pipeline import Pipeline
@@ -58,9 +59,13 @@ def run_variant(name: str, overrides: list[str], seconds: float, demo: Path, wor
     from nextscale.train.budget import ar_seconds_per_step, steps_for_budget
 
     base = demo_base(demo)
-    per_step = ar_seconds_per_step(train_config(base, overrides, 1000))
-    steps = steps_for_budget(seconds, per_step, multiple=100)      # rounded as the demo rounds
-    print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
+    if fixed_steps:
+        per_step, steps = None, fixed_steps
+        print(f"[{name}] {steps} steps (fixed)", flush=True)
+    else:
+        per_step = ar_seconds_per_step(train_config(base, overrides, 1000))
+        steps = steps_for_budget(seconds, per_step, multiple=100)      # rounded as the demo rounds
+        print(f"[{name}] {per_step:.3f} s/step -> {steps} steps for {seconds:.0f} s", flush=True)
     run = work / name
     start = time.perf_counter()
     fit = train_ar(load_ar_train_config(train_config(base, overrides, steps)), run,
@@ -71,7 +76,8 @@ def run_variant(name: str, overrides: list[str], seconds: float, demo: Path, wor
     backend = get_embedding("synth", classifier=str(demo / "classifier"))
     scores = score_samples(pipe, backend, real, per_class, seed, **SAMPLING)
     final = {k: v for k, v in fit.metrics.items() if isinstance(v, (int, float)) and "/" not in k}
-    return {"name": name, "overrides": overrides, "budget_s": seconds, "steps": steps, "probe_s_per_step": per_step,
+    return {"name": name, "overrides": overrides, "budget_s": f"{steps} steps" if fixed_steps else seconds,
+            "steps": steps, "probe_s_per_step": per_step,
             "train_s": train_s, "final_train_metrics": final, "sampling": SAMPLING, "seed": seed, **scores}
 
 
@@ -79,6 +85,8 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
          variant: list[str] = typer.Option(..., help="NAME then KEY=VALUE overrides of the demo's AR config, "
                                                      "e.g. --variant 'b16 train.batch_size=16'"),
          seconds: float = typer.Option(270.0, help="wall-clock training budget per variant (the demo's AR budget)"),
+         steps: int = typer.Option(0, help="train every variant this many steps instead (equal steps: for variants "
+                                           "whose step costs the same, without the noise of a shared VM's probe)"),
          per_class: int = typer.Option(20, help="samples generated per class"),
          seed: int = typer.Option(1234, help="generation seed (the demo's own is 0)"),
          threads: int = typer.Option(2, help="torch intra-op threads"),
@@ -105,15 +113,16 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
     report |= {"machine": machine, "versions": versions()}
     for spec in variant:
         name, *overrides = spec.split()
-        done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == seconds]
+        budget = f"{steps} steps" if steps else seconds
+        done = [r for r in report["results"] if r["name"] == name and r["budget_s"] == budget]
         if done and not rerun:
             print(f"[{name}] already measured: {done[0]['accuracy']:.1%}, FAD {done[0]['fad']:.1f}")
             continue
         if (work / name).exists():
             shutil.rmtree(work / name)          # a variant always trains from scratch to its own schedule
-        result = run_variant(name, overrides, seconds, demo, work, per_class, seed) | {
+        result = run_variant(name, overrides, seconds, demo, work, per_class, seed, steps) | {
             "note": note, "demo": str(demo), "machine": machine}
-        report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == seconds)]
+        report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == budget)]
         report["results"].append(result)
         atomic_write_json(path, report)
         print(f"[{name}] {result['steps']} steps, loss {result['final_train_metrics'].get('loss', float('nan')):.3f}: "

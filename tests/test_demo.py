@@ -197,8 +197,8 @@ def test_ar_recipe_benchmark_trains_each_variant_on_the_demo_tokens_and_scores_i
     re-run skips what is already measured; a folder that is not a demo is named."""
     recipe = load_script("ar_recipe")
     out, _ = smoke
-    kwargs = dict(seconds=0.5, per_class=1, seed=1, threads=1, work=tmp_path / "runs", out=tmp_path, rerun=False,
-                  note="")
+    kwargs = dict(seconds=0.5, steps=0, per_class=1, seed=1, threads=1, work=tmp_path / "runs", out=tmp_path,
+                  rerun=False, note="")
     recipe.main(demo=out, variant=["base", "b2 train.batch_size=2"], **kwargs)
     report = json.loads((tmp_path / "ar_recipe_demo_cpu.json").read_text())
     rows = {r["name"]: r for r in report["results"]}
@@ -210,5 +210,8 @@ def test_ar_recipe_benchmark_trains_each_variant_on_the_demo_tokens_and_scores_i
     recipe.main(demo=out, variant=["b2 train.batch_size=2"], **kwargs)       # skipped: same name and budget
     again = json.loads((tmp_path / "ar_recipe_demo_cpu.json").read_text())
     assert [r["train_s"] for r in again["results"]] == [r["train_s"] for r in report["results"]]
+    recipe.main(demo=out, variant=["b2 train.batch_size=2"], **kwargs | {"steps": 3})   # equal steps: its own entry
+    fixed = json.loads((tmp_path / "ar_recipe_demo_cpu.json").read_text())["results"][-1]
+    assert (fixed["name"], fixed["steps"], fixed["budget_s"], fixed["probe_s_per_step"]) == ("b2", 3, "3 steps", None)
     with pytest.raises(NextscaleError, match="not a finished demo folder"):
         recipe.main(demo=tmp_path, variant=["x"], **kwargs)

@@ -147,6 +147,9 @@ def test_pitch_loss_against_closed_forms_and_reaching_only_the_pitch_classes():
     moved = peaked_logits(estimate.log2() + 2 / STEPS_PER_OCTAVE).transpose(1, 2)
     divergence, error = pitch_loss(codec_stft, wav, moved, SR, 0.3)
     assert divergence.item() == pytest.approx(2.0, rel=1e-3) and error.item() == pytest.approx(2 / 48, rel=1e-2)
+    # the codec's spectrum handed in (as GeneratorLoss does with its spectral target) gives the same terms
+    handed = pitch_loss(codec_stft, wav, moved, SR, 0.3, spectrum=stft(wav))
+    assert torch.equal(handed[0], divergence) and torch.equal(handed[1], error)
     silence = torch.zeros_like(wav)
     assert pitch_loss(codec_stft, silence, torch.zeros(1, PITCH_CLASSES, frames), SR, 0.3)[0].item() == 0.0
     source = HarmonicSource(8, 4, N_FFT, HOP, SR)

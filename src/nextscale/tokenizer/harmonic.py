@@ -13,6 +13,7 @@ pitch estimate of the input (not differentiable, not needed at inference).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -117,21 +118,10 @@ def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmon
     neighbours' scores. Confidence: the best score over the sum of |M| at the same points, 0 for silence
     and where the pitch fitted to the peaks (`refine_pitch`) lies outside [F_MIN, F_MAX] (f0 clamped).
     """
-    candidates = F_MIN * 2 ** (torch.arange(int(math.log2(F_MAX / F_MIN) * steps_per_octave) + 1,
-                                            device=magnitude.device, dtype=torch.float32) / steps_per_octave)
-    bins = magnitude.shape[1]
-    weights = torch.zeros(2, candidates.numel(), bins, device=magnitude.device)      # harmonic, between
-    for h in range(1, harmonics + 1):
-        for row, number in ((0, float(h)), (1, h - 0.5)):
-            position = number * candidates * n_fft / sample_rate
-            low = position.floor().long()
-            inside = (low + 1) < bins
-            frac = position - low
-            c = torch.arange(candidates.numel(), device=magnitude.device)[inside]
-            weights[row].index_put_((c, low[inside]), (1 - frac[inside]) / h, accumulate=True)
-            weights[row].index_put_((c, low[inside] + 1), frac[inside] / h, accumulate=True)
+    candidates, weights = _harmonic_sum_weights(magnitude.shape[1], sample_rate, n_fft, harmonics, steps_per_octave,
+                                                str(magnitude.device))
     root = magnitude.float().sqrt()
-    on, between = (torch.einsum("cf,bft->bct", w, root) for w in weights)
+    on, between = (weights.flatten(0, 1) @ root).chunk(2, dim=1)                      # (B, C, T) each
     score = on - between
     best, index = score.max(dim=1)
     confidence = (best / (on + between).gather(1, index[:, None]).squeeze(1).clamp(min=1e-6)).clamp(min=0, max=1)
@@ -149,6 +139,26 @@ def estimate_pitch(magnitude: torch.Tensor, sample_rate: int, n_fft: int, harmon
     # (every class underflows: the loss's target would be 0 / 0)
     inside = (f0 >= F_MIN) & (f0 <= F_MAX)
     return f0.clamp(F_MIN, F_MAX), confidence * inside
+
+
+@functools.lru_cache(maxsize=16)
+def _harmonic_sum_weights(bins: int, sample_rate: int, n_fft: int, harmonics: int, steps_per_octave: int,
+                          device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pitch grid (C,) and the (2, C, bins) weights of `estimate_pitch`'s harmonic and in-between sums:
+    fixed by the sizes, so built once (a training step estimates the pitch of every batch)."""
+    candidates = F_MIN * 2 ** (torch.arange(int(math.log2(F_MAX / F_MIN) * steps_per_octave) + 1,
+                                            device=device, dtype=torch.float32) / steps_per_octave)
+    weights = torch.zeros(2, candidates.numel(), bins, device=device)      # harmonic, between
+    for h in range(1, harmonics + 1):
+        for row, number in ((0, float(h)), (1, h - 0.5)):
+            position = number * candidates * n_fft / sample_rate
+            low = position.floor().long()
+            inside = (low + 1) < bins
+            frac = position - low
+            c = torch.arange(candidates.numel(), device=device)[inside]
+            weights[row].index_put_((c, low[inside]), (1 - frac[inside]) / h, accumulate=True)
+            weights[row].index_put_((c, low[inside] + 1), frac[inside] / h, accumulate=True)
+    return candidates, weights
 
 
 def refine_pitch(magnitude: torch.Tensor, f0: torch.Tensor, sample_rate: int, n_fft: int,

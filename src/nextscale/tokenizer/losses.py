@@ -178,15 +178,18 @@ def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay
 
 
 def pitch_loss(codec_stft: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, logits: torch.Tensor,
-               sample_rate: int, min_confidence: float) -> tuple[torch.Tensor, torch.Tensor]:
+               sample_rate: int, min_confidence: float, spectrum: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """The harmonic source's pitch classes against the input's pitch (`harmonic.estimate_pitch` on the codec's
     first STFT), over the frames whose estimate is at least `min_confidence`, weighted by it -> (KL divergence
     from a Gaussian around the estimate (one grid step wide) to the classes' softmax: 0 when they match it,
-    the read-out pitch's mean error in octaves: detached, to watch). Both 0 when no frame is confident."""
+    the read-out pitch's mean error in octaves: detached, to watch). Both 0 when no frame is confident.
+    `spectrum`: `codec_stft(wav)` when the caller has it already (the spectral terms do), to save an STFT."""
     from .harmonic import estimate_pitch, log2_pitch, pitch_bump
 
     first = codec_stft.parts[0]
-    estimate, confidence = estimate_pitch(first(wav).abs(), sample_rate, first.n_fft)
+    own = first(wav) if spectrum is None else spectrum[:, : first.n_fft // 2 + 1]
+    estimate, confidence = estimate_pitch(own.abs(), sample_rate, first.n_fft)
     weight = confidence * (confidence >= min_confidence)
     bump = pitch_bump(estimate.log2())
     target = bump / bump.sum(dim=1, keepdim=True)                                     # (B, classes, T)
@@ -245,6 +248,7 @@ class GeneratorLoss:
         if c.fine_spectral_weight > 0:
             terms["fine_spectral"] = fine_spectral_loss(wav, out.audio, c.fine_spectral_ffts, c.spectral_power)
             total = total + c.fine_spectral_weight * terms["fine_spectral"]
+        target = None           # the input's codec STFT, computed once for the spectral, phase and pitch terms
         if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:
             target = self.codec_stft(wav)
             log_magnitude, phase = out.spectrum
@@ -259,7 +263,7 @@ class GeneratorLoss:
                 raise ConfigError("loss.pitch_weight: compares the decoder's harmonic source with the input's pitch; "
                                   "set model.fourier_harmonics > 0 or the weight to 0")
             terms["pitch"], terms["pitch_octaves"] = pitch_loss(self.codec_stft, wav, out.pitch, c.sample_rate,
-                                                                c.pitch_confidence)
+                                                                c.pitch_confidence, target)
             total = total + c.pitch_weight * terms["pitch"]
         if c.adversarial and disc_fake is not None:
             if disc_real is None:
