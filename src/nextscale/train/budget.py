@@ -6,6 +6,7 @@ clock would instead leave it at a high learning rate.
 """
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -13,22 +14,29 @@ from typing import Any, Callable, Sequence
 
 
 WARMUP_STEPS = 5   # the first steps allocate, initialise codebooks and warm caches: not timed
+PROBE_BLOCKS = 3   # timed blocks of steps; their median is the probe's figure
 
 
 def _time_steps(task: Any, make_batch: Callable[[int], Any], probe_steps: int) -> float:
-    """Mean wall time of task.train_step over `probe_steps` steps after the first WARMUP_STEPS, each with
-    its batch made inside the timed span, as the training loop makes it (synthetic clips are rendered on
-    the fly: timing the steps alone read 0.311 s for a 0.330 s step and overran the demo's SAT budget by 5 %).
+    """Wall time per step of task.train_step after the first WARMUP_STEPS: the median over PROBE_BLOCKS
+    consecutive blocks of `probe_steps` / PROBE_BLOCKS steps of each block's mean. Each batch is made
+    inside the timed span, as the training loop makes it (synthetic clips are rendered on the fly: timing
+    the steps alone read 0.311 s for a 0.330 s step and overran the demo's SAT budget by 5 %).
 
-    The mean, not the median: a run lasts the sum of its steps, and the demo SAT's steps vary with the
-    clips rendered (0.28-0.38 s); a median of 8 read 0.275 s for a 0.32 s mean and overran 480 s by 15 %.
+    Means within a block, not a median of steps: a run lasts the sum of its steps, and the demo SAT's steps
+    vary with the clips rendered (0.28-0.38 s); a median of 8 steps read 0.275 s for a 0.32 s mean and overran
+    480 s by 15 %. The median across blocks: one hiccup of a shared VM during a single 8-step window read
+    0.310 s for a 0.24 s step and left the quick demo's SAT at its floor.
     """
     for j in range(WARMUP_STEPS):
         task.train_step(make_batch(j), j)
-    start = time.perf_counter()
-    for j in range(WARMUP_STEPS, WARMUP_STEPS + probe_steps):
-        task.train_step(make_batch(j), j)
-    return (time.perf_counter() - start) / max(1, probe_steps)
+    blocks, size = [], max(1, probe_steps // PROBE_BLOCKS)
+    for b in range(PROBE_BLOCKS):
+        start = time.perf_counter()
+        for j in range(WARMUP_STEPS + b * size, WARMUP_STEPS + (b + 1) * size):
+            task.train_step(make_batch(j), j)
+        blocks.append((time.perf_counter() - start) / size)
+    return statistics.median(blocks)
 
 
 def _batch_maker(data: Any, collate: Callable, batch_size: int) -> Callable[[int], Any]:
@@ -36,8 +44,8 @@ def _batch_maker(data: Any, collate: Callable, batch_size: int) -> Callable[[int
     return lambda j: collate([data[(j * batch_size + i) % len(data)] for i in range(batch_size)])
 
 
-def sat_seconds_per_step(config: Any, probe_steps: int = 8) -> float:
-    """Mean wall time of `probe_steps` SAT training steps after the warm-up steps (same batch size)."""
+def sat_seconds_per_step(config: Any, probe_steps: int = 12) -> float:
+    """Wall time per SAT training step (`_time_steps`: `probe_steps` timed steps after the warm-up ones)."""
     from ..data import build_dataset, collate_batch
     from .distributed import init_distributed
     from .tokenizer import SATTask, load_sat_train_config
@@ -49,8 +57,8 @@ def sat_seconds_per_step(config: Any, probe_steps: int = 8) -> float:
         return _time_steps(SATTask(cfg, init_distributed(cfg.train.device), Path(tmp)), make_batch, probe_steps)
 
 
-def ar_seconds_per_step(config: Any, probe_steps: int = 8) -> float:
-    """Mean wall time of `probe_steps` AR training steps on the config's token cache, after the warm-up steps."""
+def ar_seconds_per_step(config: Any, probe_steps: int = 12) -> float:
+    """Wall time per AR training step on the config's token cache (`_time_steps`, as for the SAT)."""
     from .ar import ARTask, _load_tokenizer, load_ar_train_config
     from .distributed import init_distributed
     from .token_cache import TokenCacheDataset, collate_tokens
