@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Path = typer.Option(Path("nextscale-demo"), "--out", help="demo directory (re-running reuses finished stages)"),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
-        quick: bool = typer.Option(False, "--quick", help="~3 minutes on 2 CPU cores, lower quality"),
+        quick: bool = typer.Option(False, "--quick", help="~3.5 minutes on 2 CPU cores, lower quality"),
         preset: str = typer.Option("", "--preset", help="default, quick, long (~1 h: the shipped model's tokenizer recipe) or smoke (overrides --quick)"),
     ) -> None:
         """The whole system on the synthetic corpus: SAT → tokens → AAR → samples → metrics → HTML report."""
