@@ -76,8 +76,7 @@ def run_variant(name: str, overrides: list[str], seconds: float, demo: Path, wor
     backend = get_embedding("synth", classifier=str(demo / "classifier"))
     scores = score_samples(pipe, backend, real, per_class, seed, **SAMPLING)
     final = {k: v for k, v in fit.metrics.items() if isinstance(v, (int, float)) and "/" not in k}
-    return {"name": name, "overrides": overrides, "budget_s": f"{steps} steps" if fixed_steps else seconds,
-            "steps": steps, "probe_s_per_step": per_step,
+    return {"name": name, "overrides": overrides, "steps": steps, "probe_s_per_step": per_step,
             "train_s": train_s, "final_train_metrics": final, "sampling": SAMPLING, "seed": seed, **scores}
 
 
@@ -103,6 +102,8 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
     from nextscale.errors import ConfigError
     from nextscale.io import atomic_write_json, read_json
 
+    if steps < 0:
+        raise ConfigError(f"--steps: a step count >= 1 (or 0 for the --seconds budget), got {steps}")
     torch.set_num_threads(threads)
     path = out / "ar_recipe_demo_cpu.json"
     report = (read_json(path, ConfigError) if path.is_file()
@@ -121,7 +122,7 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
         if (work / name).exists():
             shutil.rmtree(work / name)          # a variant always trains from scratch to its own schedule
         result = run_variant(name, overrides, seconds, demo, work, per_class, seed, steps) | {
-            "note": note, "demo": str(demo), "machine": machine}
+            "budget_s": budget, "note": note, "demo": str(demo), "machine": machine}
         report["results"] = [r for r in report["results"] if not (r["name"] == name and r["budget_s"] == budget)]
         report["results"].append(result)
         atomic_write_json(path, report)

@@ -215,3 +215,5 @@ def test_ar_recipe_benchmark_trains_each_variant_on_the_demo_tokens_and_scores_i
     assert (fixed["name"], fixed["steps"], fixed["budget_s"], fixed["probe_s_per_step"]) == ("b2", 3, "3 steps", None)
     with pytest.raises(NextscaleError, match="not a finished demo folder"):
         recipe.main(demo=tmp_path, variant=["x"], **kwargs)
+    with pytest.raises(NextscaleError, match="--steps: a step count >= 1"):
+        recipe.main(demo=out, variant=["x"], **kwargs | {"steps": -5})

@@ -10,7 +10,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 
 WARMUP_STEPS = 5   # the first steps allocate, initialise codebooks and warm caches: not timed
