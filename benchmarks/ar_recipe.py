@@ -22,7 +22,7 @@ import typer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / "runs" / "ar_recipe"
-PER_RUN = ("steps", "log_every", "ckpt_every", "progress")     # set per variant, not taken from the demo
+PER_RUN = ("steps", "log_every", "ckpt_every", "progress", "time_budget_s")   # set per variant (sized by steps)
 
 
 def demo_base(demo: Path) -> dict[str, Any]:

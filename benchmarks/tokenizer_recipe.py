@@ -66,7 +66,8 @@ def demo_base() -> dict[str, Any]:
 
     data = tokenizer_stage_config(Demo(WORK, "default", progress=False))
     data["optim"].pop("warmup_steps")
-    data["train"] = {k: v for k, v in data["train"].items() if k not in ("steps", "log_every", "ckpt_every", "progress")}
+    data["train"] = {k: v for k, v in data["train"].items()         # variants are sized by steps (probe or --steps)
+                     if k not in ("steps", "log_every", "ckpt_every", "progress", "time_budget_s")}
     return data
 
 
@@ -117,6 +118,7 @@ def score(model_dir: Path, manifest: Path, classifier: Path, work: Path, device:
         codes = sat.encode(torch.zeros(1, 1, sat.clip_samples, device=device))
         decode = summarize(time_repeats(lambda: sat.decode(codes), torch.device(device), warmup=1, repeats=5))
     return {"mel_distance": recon["mel_distance"], "stft_distance": recon["stft_distance"], "si_sdr": recon["si_sdr"],
+            "level_db": recon["level_db"],
             "mean_usage": recon["mean_usage"], "roundtrip_accuracy": classes["accuracy_generated"],
             "roundtrip_fad": classes["fad"], "roundtrip_accuracy_by_class": classes["accuracy_by_class_generated"],
             "decode_s_per_clip": decode["median_s"],

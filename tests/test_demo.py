@@ -44,6 +44,11 @@ def test_smoke_demo_writes_every_artefact(smoke):
     for key in ("generated", "real_heldout", "random_tokens"):
         assert 0.0 <= summary["class_accuracy"][key] <= 1.0
     assert all(_finite(v) for v in summary["fad_synth"].values())
+    # the FAD floor: as many real clips again from another seed, scored like the samples
+    reference, heldout = (sorted((out / "corpus" / name / "wav").glob("*.wav")) for name in ("reference", "heldout"))
+    assert len(reference) == len(heldout) == 24 and 0.0 <= summary["class_accuracy"]["real_reference"] <= 1.0
+    assert not np.array_equal(sf.read(reference[0])[0], sf.read(heldout[0])[0])
+    assert summary["fad_synth"]["real_reference"] > 0.0 and "other real clips" in printed
     assert all(_finite(v) for v in summary["reconstruction"].values())
     assert {"next_scale", "next_token_scale", "next_token_rvq"} <= set(summary["speed"])
     assert summary["speed"]["next_scale"]["steps"] < summary["speed"]["next_token_scale"]["steps"]
@@ -92,30 +97,16 @@ def test_smoke_demo_measures_long_audio(smoke):
     assert "long audio (2.5 s" in printed
 
 
-def test_training_stages_time_their_steps_and_keep_the_floor(smoke):
+def test_training_stages_train_for_their_budget_and_keep_the_floor(smoke):
+    """Smoke budgets are 1 ms: both stages are timed runs (train.time_budget_s) that stop at their 4-step floor."""
     out, _ = smoke
-    for stage, floor in (("tokenizer", 4), ("ar", 4)):
+    for stage in ("tokenizer", "ar"):
         result = json.loads((out / "stages" / f"{stage}.json").read_text())["result"]
         plan = result["budget"]
-        assert plan["probe_s_per_step"] > 0 and plan["steps"] == floor == result["steps"], (stage, plan)
-        assert json.loads((out / stage / "budget.json").read_text()) == plan
+        assert plan["floor"] == plan["steps"] == result["steps"] == 4 and plan["budget_s"] == 1e-3, (stage, plan)
+        assert plan["train_s"] > plan["budget_s"]
+        assert json.loads((out / stage / "config.json").read_text())["train"]["time_budget_s"] == 1e-3
     assert json.loads((out / "summary.json").read_text())["training_steps"] == {"tokenizer": 4, "ar": 4}
-
-
-def test_budgeted_steps_fill_the_budget_in_hundreds_and_are_chosen_once(tmp_path):
-    demo = Demo(tmp_path, "smoke", "cpu", progress=False, log=lambda _: None)
-    probes = []
-
-    def probe(seconds):
-        return lambda: probes.append(seconds) or seconds
-
-    plan = demo_module.budgeted_steps(demo, "tokenizer", 300, 100.0, probe(0.03))     # 3333 steps fit
-    assert plan["steps"] == 3300 and plan["probe_s_per_step"] == 0.03
-    again = demo_module.budgeted_steps(demo, "tokenizer", 300, 100.0, probe(1.0))     # a resumed stage
-    assert again == plan and probes == [0.03]
-    assert demo_module.budgeted_steps(demo, "ar", 300, 100.0, probe(1.0))["steps"] == 300    # floor: 100 fit
-    unbudgeted = demo_module.budgeted_steps(demo, "classifier", 50, 0.0, probe(1.0))
-    assert unbudgeted["steps"] == 50 and probes == [0.03, 1.0]
 
 
 def test_rerun_reuses_every_finished_stage(smoke, monkeypatch):

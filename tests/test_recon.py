@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nextscale.eval.recon import CodebookUsage, mel_distance, si_sdr, stft_distance
+from nextscale.eval.recon import CodebookUsage, level_db, mel_distance, score_pair, si_sdr, stft_distance
 
 
 def test_si_sdr_identity_and_formula():
@@ -56,3 +56,14 @@ def test_codebook_usage_and_perplexity():
     p = np.array([6, 2]) / 8
     assert rows[1]["usage"] == 0.25 and rows[1]["perplexity"] == pytest.approx(np.exp(-(p * np.log(p)).sum()))
     assert rows[1]["tokens"] == 8
+
+
+def test_level_is_the_energy_ratio_in_db():
+    """Half the amplitude is -6.02 dB whatever the signal; a reconstruction at the right level reads 0."""
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(level_db(s, 0.5 * s), torch.full((3,), 20 * math.log10(0.5), dtype=torch.float32))
+    noise = torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    expected = 10 * torch.log10((noise ** 2).sum(-1) / (s ** 2).sum(-1))       # float64 reference
+    torch.testing.assert_close(level_db(s, noise), expected.float(), atol=1e-4, rtol=0)
+    assert score_pair(s[:1].float(), s[:1].float(), 24000)["level_db"] == pytest.approx(0.0, abs=1e-6)

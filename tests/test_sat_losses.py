@@ -178,7 +178,7 @@ def test_loss_config_rejects_mismatched_mel_band_lists_and_counts_the_stft_term(
 
 
 def test_compressed_magnitude_loss_closed_form():
-    from nextscale.tokenizer.losses import compressed_magnitude_loss
+    from nextscale.tokenizer.losses import compressed_magnitude_loss, fine_spectral_loss
 
     spec = torch.polar(torch.rand(2, 33, 10) + 0.5, torch.rand(2, 33, 10) * 6)
     assert compressed_magnitude_loss(spec, spec.abs().log()).item() == pytest.approx(0.0, abs=1e-6)
@@ -268,3 +268,23 @@ def test_fine_spectral_term_is_weighted_into_the_total_for_any_codec_and_validat
     assert terms["fine_spectral"].item() > 0
     assert terms["total"].item() == pytest.approx(
         (0.1 * terms["time"] + terms["mel"] + 100 * terms["fine_spectral"]).item(), rel=1e-6)
+
+
+def test_decoded_spectral_term_sees_the_level_lost_in_the_overlap_add():
+    """A head spectrum with the input's magnitudes and phases that disagree from frame to frame scores 0 on the
+    head's term, but its frames partly cancel in the overlap-add: the decoded waveform comes out quieter,
+    which the term on the decoded waveform (the demo's) measures and the head's cannot."""
+    from nextscale.eval.recon import level_db
+    from nextscale.tokenizer.fourier import SameSTFT
+    from nextscale.tokenizer.losses import compressed_magnitude_loss, fine_spectral_loss
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(24000) / 24000
+    wav = (0.5 * torch.sin(2 * math.pi * 440 * t) + 0.2 * torch.sin(2 * math.pi * 1234.5 * t))[None, None]
+    stft = SameSTFT(1024, 320)
+    spec = stft(wav)
+    scrambled = spec.abs() * torch.exp(1j * 2 * math.pi * torch.rand(spec.shape, generator=g))
+    decoded = stft.inverse(scrambled)
+    assert compressed_magnitude_loss(spec, spec.abs().log()).item() == pytest.approx(0.0, abs=1e-6)
+    assert level_db(wav.reshape(1, -1), decoded.reshape(1, -1)).item() < -2.0          # the frames cancel
+    assert fine_spectral_loss(wav, decoded, (1024,)).item() > 100 * fine_spectral_loss(wav, stft.inverse(spec), (1024,)).item()

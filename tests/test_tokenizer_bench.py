@@ -105,11 +105,12 @@ def test_a_rerun_reuses_finished_contenders_and_settings_changes_retrain(report,
 
 
 def test_recipes_come_from_the_packaged_configs():
-    """The Fourier contenders train with the demo tokenizer's recipe (its spectral loss); SEANet with sat-tiny's."""
+    """The Fourier contenders train with the demo tokenizer's recipe (its spectral loss on the decoded waveform);
+    SEANet with sat-tiny's."""
     bench = _load_benchmark()
     s = bench.Settings()
     fourier, seanet = (bench.train_config(n, s, 10) for n in ("SAT-455 (Fourier)", "SAT-455 (SEANet)"))
-    assert fourier["loss"]["spectral_weight"] > 0 and "spectral_weight" not in seanet["loss"]
+    assert fourier["loss"]["fine_spectral_weight"] > 0 and "fine_spectral_weight" not in seanet["loss"]
     assert fourier["model"]["dimension"] == 16 and seanet["model"]["n_filters"] == 8
     shared = ("latent_dim", "codebook_size", "schedule", "num_scales", "phi", "phi_count")
     assert {k: fourier["model"][k] for k in shared} == {k: seanet["model"][k] for k in shared}

@@ -9,7 +9,7 @@ from torch import nn
 from nextscale.checkpoint import Pretrained
 from nextscale.train.config import OptimConfig, TrainConfig
 from nextscale.train.loop import StepResult, optimizer_step
-from nextscale.train.schedule import advance, build_scheduler
+from nextscale.train.schedule import RunClock, advance, build_scheduler
 
 
 @dataclasses.dataclass
@@ -66,7 +66,8 @@ class ToyTask:
         self.net = ddp_model or model
         self.optim_cfg = optim or OptimConfig(lr=0.5, warmup_steps=2, schedule="constant", betas=[0.9, 0.99])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.optim_cfg.lr, betas=tuple(self.optim_cfg.betas))
-        self.scheduler = build_scheduler(self.optimizer, self.optim_cfg, cfg.steps)
+        self.clock = RunClock(cfg.steps, cfg.time_budget_s)
+        self.scheduler = build_scheduler(self.optimizer, self.optim_cfg, self.clock)
         self.nan_steps = set(nan_steps)
         self.seen: list[list[int]] = []
         self.losses: list[float] = []

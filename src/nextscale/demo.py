@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SEED = 0
 HELDOUT_SEED = 7_777      # held-out clips come from another seed than the training corpus
+REFERENCE_SEED = 8_888    # as many real clips again, scored like the samples: the FAD a perfect model would get
 
 
 @dataclasses.dataclass
@@ -59,8 +60,8 @@ class DemoPreset(RunSizes):
     `smoke` is for tests."""
 
     bench_repeats: int = 3
-    # Wall-clock budgets (0: none). A stage with one trains as many steps as fit in it on this machine
-    # (timed on a few real steps), never fewer than sat_steps / ar_steps: a faster CPU gets a better
+    # Wall-clock budgets (0: none). A stage with one trains for that many seconds (train.time_budget_s: its
+    # LR decay follows the clock), never fewer than sat_steps / ar_steps steps: a faster CPU gets a better
     # model in the same minutes, a slower one keeps the preset's quality and takes longer.
     sat_seconds: float = 0.0
     ar_seconds: float = 0.0
@@ -93,7 +94,7 @@ PRESETS = {
                         classifier_steps=4, classifier_n=48, samples_per_class=1,
                         sat_model={"num_scales": 4, "codebook_size": 32, "convnext_width": 32, "convnext_layers": 1},
                         ar_model={"depth": 1, "width": 32, "heads": 1, "cond_dim": 16}, bench_repeats=1,
-                        sat_seconds=1e-3, ar_seconds=1e-3),   # runs the step-time probes; the floors win
+                        sat_seconds=1e-3, ar_seconds=1e-3),   # timed runs whose floors win
 }
 
 
@@ -137,15 +138,18 @@ def demo_ar_model(preset: DemoPreset) -> dict[str, Any]:
     return read_yaml(AR_CONFIG)["model"] | preset.ar_model
 
 
-def train_section(steps: int, batch: int, device: str, progress: bool, seed: int = SEED) -> dict[str, Any]:
-    """The `train:` section of a benchmark-style run: no TensorBoard or periodic evaluation, four
-    checkpoints (so a killed run resumes), one kept."""
+def train_section(steps: int, batch: int, device: str, progress: bool, seed: int = SEED,
+                  budget_s: float = 0.0) -> dict[str, Any]:
+    """The `train:` section of a benchmark-style run: no TensorBoard or periodic evaluation, a checkpoint
+    every quarter of `steps` (so a killed run resumes), one kept; with `budget_s`, as many steps as
+    fit in that many seconds of training, at least `steps` (train.time_budget_s)."""
     return dict(steps=steps, batch_size=batch, device=device, progress=progress, tensorboard=False,
-                log_every=max(1, steps // 100), ckpt_every=max(1, steps // 4), eval_every=0, keep_last=1, seed=seed)
+                log_every=max(1, steps // 100), ckpt_every=max(1, steps // 4), eval_every=0, keep_last=1, seed=seed,
+                time_budget_s=budget_s)
 
 
-def _train_common(demo: Demo, steps: int, batch: int) -> dict[str, Any]:
-    return train_section(steps, batch, demo.device, demo.progress)
+def _train_common(demo: Demo, steps: int, batch: int, budget_s: float = 0.0) -> dict[str, Any]:
+    return train_section(steps, batch, demo.device, demo.progress, budget_s=budget_s)
 
 
 def has_checkpoint(run_dir: Path) -> bool:
@@ -167,48 +171,37 @@ def _train_data(demo: Demo) -> dict[str, Any]:
     return dict(source="synth", n=demo.preset.n_train, seed=SEED)
 
 
-def budgeted_steps(demo: Demo, stage: str, floor: int, seconds: float, seconds_per_step: Callable[[], float]) -> dict[str, Any]:
-    """A training stage's step count: as many as fit in `seconds` on this machine (a multiple of 100), at least
-    `floor`; just `floor` without a budget. Chosen once and kept in OUT/<stage>/budget.json, so a resumed
-    stage keeps its LR schedule."""
-    from .train.budget import steps_for_budget
+def budget_plan(floor: int, seconds: float) -> dict[str, Any]:
+    """What a training stage is asked for: `seconds` of training (0: none) and at least `floor` steps."""
+    return {"floor": floor, "budget_s": seconds or None}
 
-    path = demo.out / stage / "budget.json"
-    if path.is_file():
-        return read_json(path, NextscaleError)
-    plan: dict[str, Any] = {"steps": floor, "floor": floor, "budget_s": seconds or None}
-    if seconds:
-        per_step = seconds_per_step()
-        plan |= {"probe_s_per_step": per_step, "steps": steps_for_budget(seconds, per_step, minimum=floor, multiple=100)}
-        demo.log(f"[{stage}] {per_step:.3f} s/step here: {plan['steps']} steps for the {seconds:.0f} s budget "
-                 f"(at least {floor})")
-    atomic_write_json(path, plan)
-    return plan
+
+def trained(plan: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The plan with what the run did: its steps and seconds of training."""
+    return plan | {"steps": result.step, "train_s": result.train_seconds}
 
 
 def tokenizer_stage_config(demo: Demo, steps: int | None = None) -> dict[str, Any]:
-    """The tokenizer stage's training config (SAT_CONFIG with the preset's sizes; `steps` default: the preset's
-    floor); the recipe benchmark's `--base demo` starts from it too."""
+    """The tokenizer stage's training config: SAT_CONFIG with the preset's sizes, for the preset's budget
+    (at least its sat_steps); with `steps`, exactly that many steps (the recipe benchmark's `--base demo`)."""
     p = demo.preset
+    budget_s = 0.0 if steps else p.sat_seconds
     steps = steps or p.sat_steps
     recipe = read_yaml(SAT_CONFIG)
     return {"model": recipe["model"] | p.sat_model, "data": _train_data(demo), "loss": recipe.get("loss", {}),
             "optim": recipe.get("optim", {}) | {"warmup_steps": max(1, steps // 20)},
-            "train": _train_common(demo, steps, p.sat_batch) | {"adversarial": False}}
+            "train": _train_common(demo, steps, p.sat_batch, budget_s) | {"adversarial": False}}
 
 
 def stage_tokenizer(demo: Demo) -> dict[str, Any]:
-    from .train.budget import sat_seconds_per_step
     from .train.tokenizer import load_sat_train_config, train_tokenizer
 
     p = demo.preset
-    plan = budgeted_steps(demo, "tokenizer", p.sat_steps, p.sat_seconds,
-                          lambda: sat_seconds_per_step(tokenizer_stage_config(demo)))
-    cfg = load_sat_train_config(tokenizer_stage_config(demo, plan["steps"]))
+    cfg = load_sat_train_config(tokenizer_stage_config(demo))
     run = demo.out / "tokenizer"
     result = train_tokenizer(cfg, run, resume=has_checkpoint(run))
-    return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step, "budget": plan,
-            "metrics": str(run / "metrics.jsonl")}
+    return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step,
+            "budget": trained(budget_plan(p.sat_steps, p.sat_seconds), result), "metrics": str(run / "metrics.jsonl")}
 
 
 def stage_tokens(demo: Demo) -> dict[str, Any]:
@@ -229,26 +222,22 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
     from .data.synth import KINDS
     from .tokenizer.model import SAT
     from .train.ar import load_ar_train_config, train_ar
-    from .train.budget import ar_seconds_per_step
 
     p = demo.preset
     sat = SAT.from_pretrained(demo.results["tokenizer"]["model"])
 
-    def config(steps: int) -> dict[str, Any]:
-        return {"model": demo_ar_model(p) | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
-                "data": {"tokens": demo.results["tokens"]["tokens"]},
-                "optim": read_yaml(AR_CONFIG).get("optim", {}) | {"warmup_steps": max(1, steps // 20)},
-                "train": _train_common(demo, steps, p.ar_batch)}
-
-    plan = budgeted_steps(demo, "ar", p.ar_steps, p.ar_seconds, lambda: ar_seconds_per_step(config(p.ar_steps)))
-    cfg = load_ar_train_config(config(plan["steps"]))
+    cfg = load_ar_train_config({
+        "model": demo_ar_model(p) | tokenizer_fit(sat) | {"num_classes": len(KINDS)},
+        "data": {"tokens": demo.results["tokens"]["tokens"]},
+        "optim": read_yaml(AR_CONFIG).get("optim", {}) | {"warmup_steps": max(1, p.ar_steps // 20)},
+        "train": _train_common(demo, p.ar_steps, p.ar_batch, p.ar_seconds)})
     run = demo.out / "ar"
     result = train_ar(cfg, run, resume=has_checkpoint(run))
     from .pipeline import set_pipeline_sampling
 
     set_pipeline_sampling(run / "pipeline", SAMPLING)     # `nextscale generate -c` then samples like the demo
-    return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step, "budget": plan,
-            "metrics": str(run / "metrics.jsonl")}
+    return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step,
+            "budget": trained(budget_plan(p.ar_steps, p.ar_seconds), result), "metrics": str(run / "metrics.jsonl")}
 
 
 def stage_classifier(demo: Demo) -> dict[str, Any]:
@@ -349,15 +338,28 @@ def stage_evaluate(demo: Demo) -> dict[str, Any]:
     generated = evaluate_sets(real, r["generate"]["generated"], backend, cache, progress=demo.progress)
     random_floor = evaluate_sets(real, r["generate"]["random"], backend, cache, progress=demo.progress)
     reconstructed = evaluate_sets(real, r["generate"]["reconstructed"], backend, cache, progress=demo.progress)
+    reference = evaluate_sets(real, real_reference(demo), backend, cache, progress=demo.progress)
     speed = _speed_table(demo)
     return {
-        "reconstruction": {k: recon[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "mean_usage",
+        "reconstruction": {k: recon[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "level_db", "mean_usage",
                                                  "mean_perplexity", "per_scale")},
         "generated": {k: generated.get(k) for k in keys},
         "random": {k: random_floor.get(k) for k in keys},
         "reconstructed": {k: reconstructed.get(k) for k in keys},
+        "real_reference": {k: reference.get(k) for k in keys},
         "speed": speed,
     }
+
+
+def real_reference(demo: Demo) -> Path:
+    """OUT/corpus/reference: as many real clips as the held-out set, from another seed. Their FAD against the
+    held-out clips is what sampling noise alone gives at this set size (~5-8 with 240 clips): the floor
+    every other FAD row is read against, where the held-out set against itself would read 0."""
+    from .data.export import export_corpus
+
+    folder = demo.out / "corpus" / "reference"
+    manifest = folder / "manifest.jsonl"
+    return manifest if manifest.is_file() else export_corpus(folder, demo.preset.n_heldout, REFERENCE_SEED)
 
 
 def _speed_table(demo: Demo) -> dict[str, Any]:
@@ -446,10 +448,12 @@ def summarize(demo: Demo, page: Path) -> dict[str, Any]:
         "class_accuracy": {"generated": ev["generated"]["accuracy_generated"], "real_heldout": ev["generated"]["accuracy_real"],
                            "random_tokens": ev["random"]["accuracy_generated"],
                            "sat_reconstruction": ev["reconstructed"]["accuracy_generated"],
-                           "chance": 1.0 / len(demo.results["corpus"]["classes"])},
+                           "chance": 1.0 / len(demo.results["corpus"]["classes"]),
+                           "real_reference": ev["real_reference"]["accuracy_generated"]},
         "fad_synth": {"generated": ev["generated"]["fad"], "random_tokens": ev["random"]["fad"],
-                      "sat_reconstruction": ev["reconstructed"]["fad"]},
-        "reconstruction": {k: ev["reconstruction"][k] for k in ("mel_distance", "stft_distance", "si_sdr", "mean_usage")},
+                      "sat_reconstruction": ev["reconstructed"]["fad"], "real_reference": ev["real_reference"]["fad"]},
+        "reconstruction": {k: ev["reconstruction"][k] for k in ("mel_distance", "stft_distance", "si_sdr", "level_db",
+                                                                "mean_usage")},
         "speed": {name: {"steps": row["steps"], "seconds": row["median_s"], "slower_than_next_scale": row["speedup_of_next_scale"]}
                   for name, row in speed.items()},
         "speed_model": {k: ns.get(k) for k in ("ar_depth", "width", "parameters")},
@@ -487,13 +491,14 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_column("class accuracy", justify="right")
     table.add_column("FAD (synth)", justify="right")
     table.add_row("real held-out clips", f"{acc['real_heldout']:.1%}", "0 (reference)")
+    table.add_row("other real clips (another seed)", f"{acc['real_reference']:.1%}", f"{fad['real_reference']:.2f}")
     table.add_row("the same clips through SAT", f"{acc['sat_reconstruction']:.1%}", f"{fad['sat_reconstruction']:.2f}")
     table.add_row("generated by AAR", f"{acc['generated']:.1%}", f"{fad['generated']:.2f}")
     table.add_row("random tokens, same decoder", f"{acc['random_tokens']:.1%}", f"{fad['random_tokens']:.2f}")
     table.add_row("chance", f"{acc['chance']:.1%}", "")
     console.print(table)
     console.print(f"SAT reconstruction on held-out clips: mel distance {rec['mel_distance']:.3f}, "
-                  f"SI-SDR {rec['si_sdr']:.1f} dB, codebook usage {rec['mean_usage']:.0%}")
+                  f"SI-SDR {rec['si_sdr']:.1f} dB, level {rec['level_db']:+.1f} dB, codebook usage {rec['mean_usage']:.0%}")
     steps = summary["training_steps"]
     console.print(f"trained here: SAT {steps['tokenizer']} steps, AAR {steps['ar']} steps (as many as the preset's "
                   "budget buys on this machine)")
@@ -535,6 +540,8 @@ def write_demo_report(demo: Demo) -> Path:
     ev = r["evaluate"]
     classes = r["corpus"]["classes"]
     acc = [{"audio": "real held-out", "class accuracy": ev["generated"]["accuracy_real"], "FAD (synth)": 0.0},
+           {"audio": "other real clips (another seed: the FAD floor)",
+            "class accuracy": ev["real_reference"]["accuracy_generated"], "FAD (synth)": ev["real_reference"]["fad"]},
            {"audio": "held-out through SAT", "class accuracy": ev["reconstructed"]["accuracy_generated"],
             "FAD (synth)": ev["reconstructed"]["fad"]},
            {"audio": "generated (AAR)", "class accuracy": ev["generated"]["accuracy_generated"],
@@ -573,7 +580,8 @@ def write_demo_report(demo: Demo) -> Path:
         Section("Generated by AAR (first sample of each class)", items=gen_items),
         Section("Coarse-to-fine: each scale adds detail", items=preview_items),
         Section("Tokenizer reconstruction (held-out)", items=[
-            Table([{k: rec[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "mean_usage", "mean_perplexity")}]),
+            Table([{k: rec[k] for k in ("n", "mel_distance", "stft_distance", "si_sdr", "level_db", "mean_usage",
+                                        "mean_perplexity")}]),
             Table(rec["per_scale"], title="per-scale codebook usage")]),
         Section("Generation speed (1 s of audio, batch 1, random weights)", items=[Table(speed_rows)]),
         long_section(r["long"]),

@@ -94,7 +94,7 @@ def evaluate_tokenizer(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
-    """Reconstruction metrics of a SAT tokenizer: mel / STFT distance, SI-SDR, per-scale codebook use."""
+    """Reconstruction metrics of a SAT tokenizer: mel / STFT distance, SI-SDR, level, per-scale codebook use."""
     from ..eval.recon_run import evaluate_tokenizer as run
     from ..runtime import resolve_device
 
@@ -102,7 +102,8 @@ def evaluate_tokenizer(
     _report_skipped(result["skipped"])
     _print_table(f"evaluate-tokenizer: {result['n']} clips", [
         ("mel distance", result["mel_distance"]), ("STFT distance", result["stft_distance"]),
-        ("SI-SDR (dB)", result["si_sdr"]), ("mean codebook usage", result["mean_usage"]),
+        ("SI-SDR (dB)", result["si_sdr"]), ("level vs input (dB)", result["level_db"]),
+        ("mean codebook usage", result["mean_usage"]),
         ("mean perplexity", result["mean_perplexity"]), ("skipped", len(result["skipped"]))])
     _print_table("per-scale codebook use", [(f"scale {r['scale']} ({r['tokens']} tokens)",
                                              f"usage {r['usage']:.3f}, perplexity {r['perplexity']:.1f}")

@@ -3,6 +3,8 @@
 - multi-resolution mel distance: mean L1 between log-mels over several FFT sizes (lower is better);
 - multi-resolution STFT distance: spectral convergence + L1 of log magnitudes (Parallel WaveGAN);
 - SI-SDR in dB (higher is better), scale-invariant so gain differences do not count;
+- level in dB: the reconstruction's energy against the input's (0 is right; a decoder whose frames' phases
+  disagree cancels itself in the overlap-add and comes out quieter, which the scale-free figures miss);
 - per-scale codebook usage (fraction of the V entries seen) and perplexity (exp of the code entropy).
 """
 from __future__ import annotations
@@ -55,10 +57,16 @@ def si_sdr(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     return (10 * torch.log10(((target ** 2).sum(-1) + eps) / ((noise ** 2).sum(-1) + eps))).float()
 
 
+def level_db(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per clip, 10·log10(‖ŝ‖² / ‖s‖²): how much louder (+) or quieter (−) the estimate is, in dB."""
+    ref, est = _check_pair(ref, est)
+    return (10 * torch.log10(((est.double() ** 2).sum(-1) + eps) / ((ref.double() ** 2).sum(-1) + eps))).float()
+
+
 def score_pair(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> dict[str, float]:
-    """Mel distance, STFT distance and SI-SDR of one clip and its reconstruction, both (1, S)."""
+    """Mel distance, STFT distance, SI-SDR and level of one clip and its reconstruction, both (1, S)."""
     return {"mel_distance": float(mel_distance(ref, est, sample_rate)), "stft_distance": float(stft_distance(ref, est)),
-            "si_sdr": float(si_sdr(ref, est))}
+            "si_sdr": float(si_sdr(ref, est)), "level_db": float(level_db(ref, est))}
 
 
 class CodebookUsage:

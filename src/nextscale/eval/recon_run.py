@@ -47,7 +47,7 @@ def iter_clips(data: str, n: int, seed: int, sample_rate: int, clip_seconds: flo
 @torch.no_grad()
 def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: int = 1,
                        device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Mean mel / STFT distance and SI-SDR over up to `n` clips, plus per-scale codebook usage."""
+    """Mean mel / STFT distance, SI-SDR and level over up to `n` clips, plus per-scale codebook usage."""
     from ..tokenizer.model import SAT
 
     sat = SAT.from_pretrained(str(checkpoint), map_location=device)
@@ -68,7 +68,7 @@ def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: in
         raise DataError(f"{data}: no readable audio ({len(skipped)} file(s) skipped)")
     per_scale = usage.summary()
     return {"checkpoint": str(checkpoint), "data": str(data), "n": len(rows),
-            **{k: float(np.mean([r[k] for r in rows])) for k in ("mel_distance", "stft_distance", "si_sdr")},
+            **{k: float(np.mean([r[k] for r in rows])) for k in ("mel_distance", "stft_distance", "si_sdr", "level_db")},
             "mean_usage": float(np.mean([r["usage"] for r in per_scale])),
             "mean_perplexity": float(np.mean([r["perplexity"] for r in per_scale])),
             "per_scale": per_scale, "per_clip": rows, "skipped": skipped}

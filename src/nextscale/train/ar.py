@@ -22,7 +22,7 @@ from ..runtime import autocast, seed_everything
 from .config import OptimConfig, TrainConfig
 from .distributed import DistInfo, init_distributed, shutdown, wrap_ddp
 from .loop import FitResult, StepResult, Trainer, optimizer_step
-from .schedule import advance, build_scheduler
+from .schedule import RunClock, advance, build_scheduler
 from .token_cache import TokenCacheDataset, collate_tokens
 
 
@@ -139,7 +139,8 @@ class ARTask:
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(decay_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
                                            eps=o.eps)
-        self.scheduler = build_scheduler(self.optimizer, o, cfg.train.steps)
+        self.clock = RunClock(cfg.train.steps, cfg.train.time_budget_s)
+        self.scheduler = build_scheduler(self.optimizer, o, self.clock)
         self.best_metric = "val_loss" if val is not None and len(val) else None
         self.sample_items = [data[i] for i in range(min(4, len(data)))]
 

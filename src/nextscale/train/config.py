@@ -44,7 +44,8 @@ class OptimConfig:
 class TrainConfig:
     """The `train:` section: run length, batch, intervals, reliability limits, device."""
 
-    steps: int = 10_000
+    steps: int = 10_000             # with time_budget_s: the fewest steps the run takes
+    time_budget_s: float = 0.0      # > 0: train for this many seconds (the LR decay follows the clock)
     batch_size: int = 16            # global batch: split evenly over the ranks under torchrun
     num_workers: int = 0
     log_every: int = 10
@@ -66,5 +67,8 @@ class TrainConfig:
         for name in ("num_workers", "log_every", "ckpt_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
+        if not (self.time_budget_s >= 0 and self.time_budget_s < float("inf")):
+            raise ConfigError(f"train.time_budget_s: must be a finite number of seconds >= 0 (0 = train.steps steps), "
+                              f"got {self.time_budget_s}")
         if self.dist_timeout_s <= 0:
             raise ConfigError(f"train.dist_timeout_s: must be > 0, got {self.dist_timeout_s}")

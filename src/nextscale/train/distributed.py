@@ -88,6 +88,15 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(keys, t.tolist()))
 
 
+def main_rank_value(value: float, device: torch.device) -> float:
+    """Rank 0's `value` on every rank (e.g. its clock, so all ranks set the same learning rate and stop together)."""
+    if not _active():
+        return value
+    t = torch.tensor([float(value)], device=device, dtype=torch.float64)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's `obj`, in rank order (a single-element list without DDP)."""
     if not _active():

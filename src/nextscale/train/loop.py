@@ -18,13 +18,14 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_state_checked
 from ..config import to_dict
-from ..errors import NextscaleError
+from ..errors import ConfigError, NextscaleError
 from .checkpoints import CheckpointManager
 from .config import TrainConfig
-from .distributed import DistInfo, all_ranks_true, barrier, gather_objects, mean_over_ranks
+from .distributed import DistInfo, all_ranks_true, barrier, gather_objects, main_rank_value, mean_over_ranks
 from .logging import RunLogger
 from .order import StepBatchSampler
 from .rng import capture_rng, restore_rng
+from .schedule import RunClock
 
 
 class TrainingDiverged(NextscaleError):
@@ -40,6 +41,7 @@ class StepResult:
 
 class TrainTask(Protocol):
     model: torch.nn.Module          # the Pretrained model (unwrapped) that checkpoints hold
+    clock: RunClock                 # the run's progress, which its LR schedules follow (RunClock of cfg.train)
     throughput_unit: str            # "samples" or "tokens"
     best_metric: str | None         # an eval metric, lower is better; None: no best/ copy
 
@@ -93,13 +95,21 @@ class FitResult:
     checkpoint: Path | None
     metrics: dict[str, float]
     bad_steps: int
+    train_seconds: float = 0.0     # training time on the run's clock (evaluation and checkpoints not counted)
 
 
 class Trainer:
-    """Runs a TrainTask for cfg.steps steps over `dataset`, resuming from run_dir when asked."""
+    """Runs a TrainTask for cfg.steps steps over `dataset` (with cfg.time_budget_s: for that many seconds of
+    training, at least cfg.steps steps), resuming from run_dir when asked. `now` is the budget's clock."""
 
     def __init__(self, task: TrainTask, dataset: Any, collate: Callable, cfg: TrainConfig, run_dir: str | Path,
-                 dist: DistInfo, config_dict: dict | None = None, desc: str = "train"):
+                 dist: DistInfo, config_dict: dict | None = None, desc: str = "train",
+                 now: Callable[[], float] = time.perf_counter):
+        clock = getattr(task, "clock", None)
+        if clock is None or (clock.steps, clock.budget_s) != (cfg.steps, cfg.time_budget_s):
+            raise ConfigError(f"{type(task).__name__}: its LR schedule must follow RunClock(train.steps, "
+                              f"train.time_budget_s) = ({cfg.steps}, {cfg.time_budget_s}) as a `clock` attribute")
+        self.clock, self.now = clock, now
         self.task, self.dataset, self.collate, self.cfg = task, dataset, collate, cfg
         self.run_dir, self.dist, self.desc = Path(run_dir), dist, desc
         self.config_dict = config_dict or {"train": to_dict(cfg)}
@@ -123,6 +133,7 @@ class Trainer:
         self.step = int(state["step"])
         self.best = float(state.get("best", math.inf))
         self.bad_total = int(state.get("bad_steps_total", 0))
+        self.clock.seconds = float(state.get("train_seconds", 0.0))
         self.logger.truncate_after(self.step)
         return path
 
@@ -132,7 +143,8 @@ class Trainer:
         path = None
         if self.dist.is_main:
             state = {"best": self.best, "best_metric": self.task.best_metric, "bad_steps_total": self.bad_total,
-                     "reason": reason, "world_size": self.dist.world_size, "config": self.config_dict}
+                     "train_seconds": self.clock.seconds, "reason": reason, "world_size": self.dist.world_size,
+                     "config": self.config_dict}
             path = self.ckpts.save(self.step, self.task.model, self.task.training_state(), rngs, state, best=best)
             self.logger.plot()
         barrier()
@@ -156,24 +168,42 @@ class Trainer:
         resumed = self.resume() if resume else None
         if resume and dist.is_main:
             tqdm.write(f"resuming from {resumed}" if resumed else "no checkpoint to resume from; starting fresh")
-        sampler = StepBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.step, cfg.steps,
-                                   dist.rank, dist.world_size)
+        clock = self.clock
+        sampler = StepBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.step,
+                                   None if clock.timed else cfg.steps, dist.rank, dist.world_size)
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, collate_fn=self.collate,
                                              num_workers=cfg.num_workers,
                                              generator=torch.Generator().manual_seed(cfg.seed),
                                              pin_memory=dist.device.type == "cuda")
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, unit="step", dynamic_ncols=True,
-                   disable=not (dist.is_main and cfg.progress))
+        show = dist.is_main and cfg.progress
+        if clock.timed:     # the bar counts the budget's seconds: its ETA is the run's
+            bar = tqdm(total=max(1, math.ceil(cfg.time_budget_s)), initial=int(clock.seconds), desc=self.desc, unit="s",
+                       dynamic_ncols=True, disable=not show)
+        else:
+            bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, unit="step", dynamic_ncols=True,
+                       disable=not show)
         window: dict[str, float] = {}
         counts: dict[str, int] = {}
         window_steps, window_items, window_start = 0, 0, time.perf_counter()
-        last_path, last_metrics = resumed, {}
+        last_path, last_metrics, postfix = resumed, {}, {}
+        mark = self.now()
         try:
-            for batch in loader:
+            for batch in loader:        # a step's seconds run from the end of the previous one: its batch counts
+                if clock.done(self.step):   # a finished run resumed: nothing left to train
+                    break
                 snapshot = _buffer_snapshot(self.task.model)
                 result = self.task.train_step(batch, self.step)
                 self.step += 1
-                bar.update(1)
+                now = self.now()
+                spent, mark = now - mark, now
+                clock.seconds += spent
+                if clock.timed:
+                    clock.seconds = main_rank_value(clock.seconds, dist.device)
+                    bar.update(int(clock.seconds) - bar.n)      # whole seconds
+                    postfix["step"] = self.step
+                    bar.set_postfix(postfix, refresh=False)
+                else:
+                    bar.update(1)
                 if result.ok:
                     self.bad_streak = 0
                     for k, v in result.metrics.items():   # a term may be absent on some steps (e.g. d_loss)
@@ -192,7 +222,7 @@ class Trainer:
                             f"optimizer state are in {path or self.ckpts.root}. Lower optim.lr, check the data, "
                             f"or raise train.max_bad_steps; --resume continues after the bad batches")
                 window_items += result.items
-                done = self.step == cfg.steps
+                done = clock.done(self.step)
                 if (cfg.log_every and self.step % cfg.log_every == 0) or done:
                     elapsed = max(time.perf_counter() - window_start, 1e-9)
                     row = {k: v / counts[k] for k, v in window.items()}
@@ -203,7 +233,8 @@ class Trainer:
                     self.logger.log(self.step, row)
                     last_metrics = row
                     if "loss" in row:
-                        bar.set_postfix(loss=f"{row['loss']:.4f}", bad=self.bad_total)
+                        postfix |= {"loss": f"{row['loss']:.4f}", "bad": self.bad_total}
+                        bar.set_postfix(postfix)
                     window, counts, window_steps, window_items = {}, {}, 0, 0
                     window_start = time.perf_counter()
                 is_best = False
@@ -215,7 +246,10 @@ class Trainer:
                         self.best, is_best = float(value), True
                 if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done or is_best:
                     last_path = self.save(best=is_best)
+                if done:
+                    break
+                mark = self.now()           # evaluation and checkpoints are not training time
         finally:
             bar.close()
             self.logger.close()
-        return FitResult(self.step, last_path, last_metrics, self.bad_total)
+        return FitResult(self.step, last_path, last_metrics, self.bad_total, clock.seconds)

@@ -8,6 +8,7 @@ assume when they gather the global batch in rank order).
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import torch
@@ -16,8 +17,9 @@ from ..errors import DataError
 
 
 class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
-    def __init__(self, num_items: int, global_batch: int, seed: int, start_step: int, total_steps: int,
+    def __init__(self, num_items: int, global_batch: int, seed: int, start_step: int, total_steps: int | None,
                  rank: int = 0, world_size: int = 1):
+        """total_steps None: batches until the loop stops (a run with a time budget)."""
         if global_batch % world_size:
             raise DataError(f"train.batch_size {global_batch} must be divisible by the number of ranks {world_size}")
         if num_items < global_batch:
@@ -43,8 +45,11 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
         return self.permutation(epoch)[start:start + per_rank].tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.start_step, self.total_steps):
+        steps = itertools.count(self.start_step) if self.total_steps is None else range(self.start_step, self.total_steps)
+        for step in steps:
             yield self.batch_indices(step)
 
     def __len__(self) -> int:
+        if self.total_steps is None:
+            raise TypeError("a sampler without total_steps has no length: its run stops by the clock")
         return max(0, self.total_steps - self.start_step)

@@ -1,4 +1,10 @@
-"""Learning-rate schedule: linear warmup, then cosine / linear decay to lr * min_lr_ratio."""
+"""Learning-rate schedule: linear warmup, then cosine / linear decay to lr * min_lr_ratio.
+
+The decay runs over a run's progress, which `RunClock` measures: by steps (step / train.steps), or, with
+`train.time_budget_s`, by the seconds spent training (budgeted training as in Geiping & Goldstein's
+"Cramming"): the decay ends when the budget does, on any machine, with no step-time guess that a
+busy or faster machine would prove wrong.
+"""
 from __future__ import annotations
 
 import math
@@ -9,22 +15,64 @@ import torch
 from .config import OptimConfig
 
 
-def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
-    """Multiplier of cfg.lr at `step` (0-based): ramps to 1 over warmup, then decays."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    span = max(1, total_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+class RunClock:
+    """How far a run is, in [0, 1]. Without a budget: step / steps. With `budget_s`: the smaller of the
+    budget's share spent and step / steps, so the run ends once the budget is spent and at least `steps`
+    steps were taken (a slow machine keeps the floor's quality and takes longer).
+
+    The training loop adds each step's seconds (its batch included; evaluation and checkpoints not);
+    checkpoints keep the total, so a resumed run continues the same clock.
+    """
+
+    def __init__(self, steps: int, budget_s: float = 0.0):
+        self.steps, self.budget_s, self.seconds = steps, budget_s, 0.0
+
+    @property
+    def timed(self) -> bool:
+        return self.budget_s > 0
+
+    def progress(self, step: int) -> float:
+        by_steps = step / self.steps
+        return min(self.seconds / self.budget_s, by_steps) if self.timed else by_steps
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def _decay_shape(progress: float, cfg: OptimConfig) -> float:
+    progress = min(1.0, max(0.0, progress))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1.0 - progress
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
+def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Multiplier of cfg.lr at `step` (0-based): ramps to 1 over warmup, then decays over the steps after it."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    return _decay_shape((step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps), cfg)
+
+
+def timed_lr_factor(step: int, clock: RunClock, cfg: OptimConfig) -> float:
+    """Multiplier of cfg.lr at `step` of a budgeted run: the same warmup (in steps), then the decay follows
+    the clock's progress (over the whole run: the warmup's few per cent of it cost < 1 % of the peak)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    return _decay_shape(clock.progress(step), cfg)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, clock: RunClock | int
                     ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepped once per training step (skipped steps included, so lr follows the step)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+    """A LambdaLR stepped once per training step (skipped steps included, so lr follows the step); `clock`
+    is the run's RunClock (or its step count: a run without a time budget)."""
+    if isinstance(clock, int):
+        clock = RunClock(clock)
+    if clock.timed:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: timed_lr_factor(step, clock, cfg))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, clock.steps, cfg))
 
 
 def advance(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:

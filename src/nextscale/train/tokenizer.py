@@ -23,7 +23,7 @@ from ..tokenizer.model import SAT, SATConfig
 from .config import OptimConfig, TrainConfig
 from .distributed import DistInfo, init_distributed, shutdown, wrap_ddp
 from .loop import FitResult, StepResult, Trainer, optimizer_step
-from .schedule import advance, build_scheduler
+from .schedule import RunClock, advance, build_scheduler
 
 
 @dataclasses.dataclass
@@ -84,13 +84,14 @@ class SATTask:
         o = cfg.optim
         adam = dict(lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         self.opt_g = torch.optim.Adam(self.model.parameters(), **adam)
-        self.sched_g = build_scheduler(self.opt_g, o, cfg.train.steps)
+        self.clock = RunClock(cfg.train.steps, cfg.train.time_budget_s)
+        self.sched_g = build_scheduler(self.opt_g, o, self.clock)
         self.disc = self.disc_net = self.opt_d = self.sched_d = None
         if cfg.loss.adversarial:
             self.disc = MultiScaleSTFTDiscriminator(cfg.train.disc_windows).to(self.device)
             self.disc_net = wrap_ddp(self.disc, dist)
             self.opt_d = torch.optim.Adam(self.disc.parameters(), **adam)
-            self.sched_d = build_scheduler(self.opt_d, o, cfg.train.steps)
+            self.sched_d = build_scheduler(self.opt_d, o, self.clock)
         self.heldout = None
         if dist.is_main and cfg.train.eval_every:
             data = build_dataset(cfg.data, "heldout")
