@@ -288,3 +288,37 @@ def test_decoded_spectral_term_sees_the_level_lost_in_the_overlap_add():
     assert compressed_magnitude_loss(spec, spec.abs().log()).item() == pytest.approx(0.0, abs=1e-6)
     assert level_db(wav.reshape(1, -1), decoded.reshape(1, -1)).item() < -2.0          # the frames cancel
     assert fine_spectral_loss(wav, decoded, (1024,)).item() > 100 * fine_spectral_loss(wav, stft.inverse(spec), (1024,)).item()
+
+
+def test_mel_and_decoded_spectral_terms_share_their_stfts_exactly():
+    """GeneratorLoss computes each |STFT| once for both terms; values and gradients equal the separate computation
+    (log-mels of the signals, compressed magnitudes by torch.stft at n_fft = window, hop n_fft / 4)."""
+    from nextscale.tokenizer.losses import Spectra, fine_spectral_loss, multi_resolution_mel_loss
+    from nextscale.tokenizer.mel import log_mel_spectrogram
+
+    g = torch.Generator().manual_seed(3)
+    wav = 0.1 * torch.randn(2, 1, 4800, generator=g)
+    est = (wav + 0.05 * torch.randn(2, 1, 4800, generator=g)).requires_grad_()
+    config = LossConfig(adversarial=False, fine_spectral_weight=14000.0, fine_spectral_ffts=[512, 1024, 2048])
+    shared = GeneratorLoss(config)(wav, SATOutput(est, [], torch.tensor(0.0), None, None))
+    shared_grad, = torch.autograd.grad(shared["total"], est)
+
+    def separate(x):
+        mel = sum(torch.nn.functional.l1_loss(log_mel_spectrogram(x, 24000, 2 ** i, 2 ** i // 4), log_mel_spectrogram(
+            wav, 24000, 2 ** i, 2 ** i // 4)) + torch.nn.functional.mse_loss(log_mel_spectrogram(x, 24000, 2 ** i, 2 ** i // 4),
+            log_mel_spectrogram(wav, 24000, 2 ** i, 2 ** i // 4)) for i in range(5, 12))
+        def mag(y, n):
+            return torch.stft(y.reshape(-1, 4800), n, n // 4, n, torch.hann_window(n), return_complex=True).abs() / (n / 2)
+        fine = sum(torch.nn.functional.mse_loss(mag(x, n).clamp_min(1e-8) ** 0.3, mag(wav, n).clamp_min(1e-8) ** 0.3)
+                   for n in (512, 1024, 2048))
+        return 0.1 * torch.nn.functional.l1_loss(x, wav) + mel + 14000.0 * fine
+
+    reference = separate(est)
+    reference_grad, = torch.autograd.grad(reference, est)
+    torch.testing.assert_close(shared["total"], reference, rtol=1e-5, atol=1e-6)
+    # summed in another order (one STFT backward for both terms): float32 rounding, 1e-4 of the largest gradient
+    torch.testing.assert_close(shared_grad, reference_grad, rtol=1e-4, atol=1e-4 * reference_grad.abs().max().item())
+    spectra = Spectra(wav)
+    assert multi_resolution_mel_loss(spectra, est.detach(), 24000).item() > 0 and len(spectra._magnitudes) == 7
+    first = spectra(1024)
+    assert fine_spectral_loss(spectra, est.detach(), (1024,)).item() > 0 and spectra(1024) is first   # reused

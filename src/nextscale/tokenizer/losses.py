@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .mel import log_mel_spectrogram
+from .mel import centred_magnitude, log_mel_from_magnitude
 from .model import SATOutput
 
 DiscOutput = tuple[list[torch.Tensor], list[list[torch.Tensor]]]   # (logits, feature maps) per sub-discriminator
@@ -75,21 +75,41 @@ class LossConfig:
                 raise ConfigError(f"loss.{name}: each n_fft must be >= 4, got {getattr(self, name)}")
 
 
-def multi_resolution_mel_loss(target: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
+class Spectra:
+    """|STFT| of a (..., S) signal at n_fft = window, hop n_fft / 4, centred (the mel loss's frames), each
+    resolution computed once: the mel and decoded-spectral terms of one step share them (their STFTs and
+    backward passes were a fifth of the demo tokenizer's step)."""
+
+    def __init__(self, wav: torch.Tensor):
+        self.flat = wav.reshape(-1, wav.shape[-1]).float()
+        self._magnitudes: dict[int, torch.Tensor] = {}
+
+    def __call__(self, n_fft: int) -> torch.Tensor:
+        if n_fft not in self._magnitudes:
+            self._magnitudes[n_fft] = centred_magnitude(self.flat, n_fft, n_fft // 4)
+        return self._magnitudes[n_fft]
+
+
+def _spectra(x: torch.Tensor | Spectra) -> Spectra:
+    return x if isinstance(x, Spectra) else Spectra(x)
+
+
+def multi_resolution_mel_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | Spectra, sample_rate: int,
                               n_mels: int | Sequence[int] = 64, exponents: Sequence[int] = range(5, 12)) -> torch.Tensor:
     """Sum over n_fft = 2^i of mean |L1| + mean squared error between log-mel spectrograms.
 
-    `n_mels` is one band count for every resolution or one per exponent.
+    `n_mels` is one band count for every resolution or one per exponent; signals or their `Spectra`.
     """
     exponents = list(exponents)
     bands = [n_mels] * len(exponents) if isinstance(n_mels, int) else list(n_mels)
     if len(bands) != len(exponents):
         raise ConfigError(f"multi_resolution_mel_loss: {len(bands)} mel band counts for {len(exponents)} resolutions")
-    total = torch.zeros((), device=target.device)
+    target, estimate = _spectra(target), _spectra(estimate)
+    total = torch.zeros((), device=target.flat.device)
     for i, bins in zip(exponents, bands):
         n_fft = 2 ** i
-        a = log_mel_spectrogram(target, sample_rate, n_fft, n_fft // 4, bins)
-        b = log_mel_spectrogram(estimate, sample_rate, n_fft, n_fft // 4, bins)
+        a = log_mel_from_magnitude(target(n_fft), sample_rate, n_fft, bins)
+        b = log_mel_from_magnitude(estimate(n_fft), sample_rate, n_fft, bins)
         total = total + F.l1_loss(b, a) + F.mse_loss(b, a)
     return total
 
@@ -137,8 +157,8 @@ def compressed_magnitude_loss(target: torch.Tensor, log_magnitude: torch.Tensor,
     return F.mse_loss((power * log_magnitude).exp(), target.abs().pow(power))
 
 
-def fine_spectral_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Sequence[int] = (2048, 4096),
-                       power: float = 0.3) -> torch.Tensor:
+def fine_spectral_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | Spectra,
+                       ffts: Sequence[int] = (2048, 4096), power: float = 0.3) -> torch.Tensor:
     """Sum over n_fft of the mean squared error of power-compressed amplitude spectra of two waveforms.
     At the Fourier codec's n_fft it replaces `compressed_magnitude_loss` on the head's spectrum: the frames of
     a decoder whose phases disagree across bins and frames partly cancel in the overlap-add, so a head
@@ -151,10 +171,10 @@ def fine_spectral_loss(target: torch.Tensor, estimate: torch.Tensor, ffts: Seque
     partial at its frequency. Spectra are divided by the window's sum (a sinusoid of amplitude a
     peaks at a / 2 at every n_fft) so resolutions weigh alike.
     """
-    total = torch.zeros((), device=target.device)
-    a, b = target.reshape(-1, target.shape[-1]).float(), estimate.reshape(-1, estimate.shape[-1]).float()
+    target, estimate = _spectra(target), _spectra(estimate)
+    total = torch.zeros((), device=target.flat.device)
     for n_fft in ffts:
-        x, y = (stft_magnitude(w, n_fft, n_fft // 4, n_fft) / (n_fft / 2) for w in (a, b))   # Hann window sum: n_fft / 2
+        x, y = (s(n_fft) / (n_fft / 2) for s in (target, estimate))   # Hann window sum: n_fft / 2
         total = total + F.mse_loss(y.clamp_min(1e-8).pow(power), x.clamp_min(1e-8).pow(power))
     return total
 
@@ -241,9 +261,10 @@ class GeneratorLoss:
     def __call__(self, wav: torch.Tensor, out: SATOutput, disc_fake: DiscOutput | None = None,
                  disc_real: DiscOutput | None = None) -> dict[str, torch.Tensor]:
         c = self.config
+        spectra = Spectra(wav), Spectra(out.audio)          # shared by the mel and decoded-spectral terms
         terms = {
             "time": F.l1_loss(out.audio, wav),
-            "mel": multi_resolution_mel_loss(wav, out.audio, c.sample_rate, c.mel_bins,
+            "mel": multi_resolution_mel_loss(*spectra, c.sample_rate, c.mel_bins,
                                              range(c.mel_min_exponent, c.mel_max_exponent + 1)),
             "commit": out.commit_loss,
         }
@@ -252,7 +273,7 @@ class GeneratorLoss:
             terms["stft"] = multi_resolution_stft_loss(wav, out.audio, c.stft_ffts)
             total = total + c.stft_weight * terms["stft"]
         if c.fine_spectral_weight > 0:
-            terms["fine_spectral"] = fine_spectral_loss(wav, out.audio, c.fine_spectral_ffts, c.spectral_power)
+            terms["fine_spectral"] = fine_spectral_loss(*spectra, c.fine_spectral_ffts, c.spectral_power)
             total = total + c.fine_spectral_weight * terms["fine_spectral"]
         target = None           # the input's codec STFT, computed once for the spectral, phase and pitch terms
         if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:

@@ -37,16 +37,27 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
 
 
+def centred_magnitude(flat: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """(N, S) audio -> (N, n_fft // 2 + 1, frames) |STFT|: Hann window of n_fft, centred frames, reflect padding
+    (zeros for clips too short to reflect)."""
+    pad_mode = "reflect" if flat.shape[-1] > n_fft // 2 else "constant"
+    return torch.stft(flat, n_fft, hop_length=hop, win_length=n_fft, window=torch.hann_window(n_fft, device=flat.device),
+                      center=True, pad_mode=pad_mode, return_complex=True).abs()
+
+
+def log_mel_from_magnitude(spec: torch.Tensor, sample_rate: int, n_fft: int, n_mels: int = 64, fmin: float = 0.0,
+                           fmax: float | None = None, floor: float = 1e-5) -> torch.Tensor:
+    """(N, n_fft // 2 + 1, frames) magnitudes -> (N, n_mels, frames) natural-log mel magnitudes, clamped at `floor`."""
+    mel = torch.einsum("bft,fm->bmt", spec, mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).to(spec.device))
+    return torch.log(mel.clamp(min=floor))
+
+
 def log_mel_spectrogram(wav: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int = 64,
                         fmin: float = 0.0, fmax: float | None = None, floor: float = 1e-5) -> torch.Tensor:
     """(..., S) audio -> (..., n_mels, frames) natural-log mel magnitudes, clamped at `floor`."""
     if wav.shape[-1] < 1:
         raise ConfigError("log_mel_spectrogram: empty audio")
     lead = wav.shape[:-1]
-    flat = wav.reshape(-1, wav.shape[-1]).float()
-    pad_mode = "reflect" if flat.shape[-1] > n_fft // 2 else "constant"
-    spec = torch.stft(flat, n_fft, hop_length=hop, win_length=n_fft,
-                      window=torch.hann_window(n_fft, device=flat.device), center=True, pad_mode=pad_mode,
-                      return_complex=True).abs()
-    mel = torch.einsum("bft,fm->bmt", spec, mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).to(flat.device))
-    return torch.log(mel.clamp(min=floor)).reshape(*lead, n_mels, mel.shape[-1])
+    spec = centred_magnitude(wav.reshape(-1, wav.shape[-1]).float(), n_fft, hop)
+    mel = log_mel_from_magnitude(spec, sample_rate, n_fft, n_mels, fmin, fmax, floor)
+    return mel.reshape(*lead, n_mels, mel.shape[-1])
