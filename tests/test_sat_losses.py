@@ -322,3 +322,19 @@ def test_mel_and_decoded_spectral_terms_share_their_stfts_exactly():
     assert multi_resolution_mel_loss(spectra, est.detach(), 24000).item() > 0 and len(spectra._magnitudes) == 7
     first = spectra(1024)
     assert fine_spectral_loss(spectra, est.detach(), (1024,)).item() > 0 and spectra(1024) is first   # reused
+
+
+def test_frame_energy_term_prices_a_level_error_by_its_log_ratio():
+    """Half the amplitude everywhere is log(4) per frame whatever the signal; weighted into the total; validated."""
+    from nextscale.tokenizer.losses import frame_energy_loss
+
+    g = torch.Generator().manual_seed(4)
+    wav = 0.1 * torch.randn(2, 1, 24000, generator=g)
+    assert frame_energy_loss(wav, 0.5 * wav).item() == pytest.approx(math.log(4.0), rel=1e-5)
+    assert frame_energy_loss(wav, wav).item() == 0.0
+    with pytest.raises(ConfigError, match="loss.energy_weight"):
+        LossConfig(energy_weight=-1.0)
+    terms = GeneratorLoss(LossConfig(adversarial=False, energy_weight=5.0))(
+        wav, SATOutput(0.5 * wav, [], torch.tensor(0.0), None, None))
+    assert terms["energy"].item() == pytest.approx(math.log(4.0), rel=1e-5)
+    assert terms["total"].item() == pytest.approx((0.1 * terms["time"] + terms["mel"] + 5 * terms["energy"]).item(), rel=1e-6)

@@ -50,6 +50,7 @@ class LossConfig:
     # reaches the output (the head's spectrum can be right while its frames cancel in the overlap-add); at
     # finer resolutions it places partials
     fine_spectral_weight: float = 0.0
+    energy_weight: float = 0.0    # any codec: L1 of log frame energies (n_fft 1024) of the decoded waveform vs the input's
     fine_spectral_ffts: list[int] = dataclasses.field(default_factory=lambda: [2048, 4096])   # hop = n_fft / 4
     adversarial: bool = True
 
@@ -58,7 +59,7 @@ class LossConfig:
             raise ConfigError(f"loss.mel_min_exponent/mel_max_exponent: need 2 <= min <= max, got "
                               f"{self.mel_min_exponent}, {self.mel_max_exponent}")
         for name in ("time_weight", "mel_weight", "adv_weight", "feat_weight", "commit_weight", "stft_weight",
-                     "spectral_weight", "phase_weight", "fine_spectral_weight", "pitch_weight"):
+                     "spectral_weight", "phase_weight", "fine_spectral_weight", "energy_weight", "pitch_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name}: must be >= 0, got {getattr(self, name)}")
         resolutions = self.mel_max_exponent - self.mel_min_exponent + 1
@@ -179,6 +180,16 @@ def fine_spectral_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | 
     return total
 
 
+def frame_energy_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | Spectra, n_fft: int = 1024,
+                      floor: float = 1e-6) -> torch.Tensor:
+    """Mean |log E_y - log E_x| over frames, E the frame's energy (sum of squared magnitudes over bins, spectra
+    divided by n_fft / 2). Magnitude terms spread over bins let a decoder stay a few dB quiet everywhere; this
+    one prices the level of each frame, loud or soft, alike."""
+    target, estimate = _spectra(target), _spectra(estimate)
+    x, y = ((s(n_fft) / (n_fft / 2)).square().sum(dim=-2) for s in (target, estimate))
+    return (y.clamp_min(floor).log() - x.clamp_min(floor).log()).abs().mean()
+
+
 def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay: bool = True) -> torch.Tensor:
     """Magnitude-weighted 1 - cos of the error in each bin's phase change, along time and along frequency.
 
@@ -275,6 +286,9 @@ class GeneratorLoss:
         if c.fine_spectral_weight > 0:
             terms["fine_spectral"] = fine_spectral_loss(*spectra, c.fine_spectral_ffts, c.spectral_power)
             total = total + c.fine_spectral_weight * terms["fine_spectral"]
+        if c.energy_weight > 0:
+            terms["energy"] = frame_energy_loss(*spectra)
+            total = total + c.energy_weight * terms["energy"]
         target = None           # the input's codec STFT, computed once for the spectral, phase and pitch terms
         if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:
             target = self.codec_stft(wav)
