@@ -178,7 +178,7 @@ def test_loss_config_rejects_mismatched_mel_band_lists_and_counts_the_stft_term(
 
 
 def test_compressed_magnitude_loss_closed_form():
-    from nextscale.tokenizer.losses import compressed_magnitude_loss, fine_spectral_loss
+    from nextscale.tokenizer.losses import compressed_magnitude_loss
 
     spec = torch.polar(torch.rand(2, 33, 10) + 0.5, torch.rand(2, 33, 10) * 6)
     assert compressed_magnitude_loss(spec, spec.abs().log()).item() == pytest.approx(0.0, abs=1e-6)

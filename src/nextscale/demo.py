@@ -24,7 +24,7 @@ import torch
 
 from .config import read_yaml
 from .errors import NextscaleError
-from .io import atomic_write_json, read_json
+from .io import atomic_write_json
 from .stages import StageRunner
 
 if TYPE_CHECKING:
@@ -171,14 +171,10 @@ def _train_data(demo: Demo) -> dict[str, Any]:
     return dict(source="synth", n=demo.preset.n_train, seed=SEED)
 
 
-def budget_plan(floor: int, seconds: float) -> dict[str, Any]:
-    """What a training stage is asked for: `seconds` of training (0: none) and at least `floor` steps."""
-    return {"floor": floor, "budget_s": seconds or None}
-
-
-def trained(plan: dict[str, Any], result: Any) -> dict[str, Any]:
-    """The plan with what the run did: its steps and seconds of training."""
-    return plan | {"steps": result.step, "train_s": result.train_seconds}
+def trained_budget(floor: int, seconds: float, result: Any) -> dict[str, Any]:
+    """What a training stage was asked for (`seconds` of training, 0: none; at least `floor` steps) and what its
+    run (a FitResult) did: steps and seconds of training."""
+    return {"floor": floor, "budget_s": seconds or None, "steps": result.step, "train_s": result.train_seconds}
 
 
 def tokenizer_stage_config(demo: Demo, steps: int | None = None) -> dict[str, Any]:
@@ -201,7 +197,7 @@ def stage_tokenizer(demo: Demo) -> dict[str, Any]:
     run = demo.out / "tokenizer"
     result = train_tokenizer(cfg, run, resume=has_checkpoint(run))
     return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step,
-            "budget": trained(budget_plan(p.sat_steps, p.sat_seconds), result), "metrics": str(run / "metrics.jsonl")}
+            "budget": trained_budget(p.sat_steps, p.sat_seconds, result), "metrics": str(run / "metrics.jsonl")}
 
 
 def stage_tokens(demo: Demo) -> dict[str, Any]:
@@ -237,7 +233,7 @@ def stage_ar(demo: Demo) -> dict[str, Any]:
 
     set_pipeline_sampling(run / "pipeline", SAMPLING)     # `nextscale generate -c` then samples like the demo
     return {"run": str(run), "pipeline": str(run / "pipeline"), "steps": result.step,
-            "budget": trained(budget_plan(p.ar_steps, p.ar_seconds), result), "metrics": str(run / "metrics.jsonl")}
+            "budget": trained_budget(p.ar_steps, p.ar_seconds, result), "metrics": str(run / "metrics.jsonl")}
 
 
 def stage_classifier(demo: Demo) -> dict[str, Any]:

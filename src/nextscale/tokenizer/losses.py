@@ -50,8 +50,8 @@ class LossConfig:
     # reaches the output (the head's spectrum can be right while its frames cancel in the overlap-add); at
     # finer resolutions it places partials
     fine_spectral_weight: float = 0.0
-    energy_weight: float = 0.0    # any codec: L1 of log frame energies (n_fft 1024) of the decoded waveform vs the input's
     fine_spectral_ffts: list[int] = dataclasses.field(default_factory=lambda: [2048, 4096])   # hop = n_fft / 4
+    energy_weight: float = 0.0    # any codec: L1 of log frame energies (n_fft 1024) of the decoded waveform vs the input's
     adversarial: bool = True
 
     def __post_init__(self) -> None:
@@ -164,7 +164,8 @@ def fine_spectral_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | 
     At the Fourier codec's n_fft it replaces `compressed_magnitude_loss` on the head's spectrum: the frames of
     a decoder whose phases disagree across bins and frames partly cancel in the overlap-add, so a head
     spectrum held to the input's comes out 3-5 dB quiet (the demo's tokenizer: 5-10 dB under its input,
-    FAD 115); measured on the waveform, the same term trains the level that is heard (FAD 84, equal steps).
+    FAD 115); measured on the waveform, the same term trains the level that is heard (FAD 76 at three
+    resolutions, equal steps).
 
     The codec's frames (n_fft 1024 at 24 kHz: 23 Hz bins) cannot tell a low tone's harmonics from
     a blur around them; long windows can, and the decoded waveform's fine spectrum depends on the
