@@ -9,8 +9,9 @@ TINY = dict(codec="fourier", sample_rate=8000, hop=80, n_fft=240, dimension=16, 
             convnext_width=32, convnext_layers=1, schedule="quadratic", num_scales=4, phi_count=2, kmeans_iters=5)
 
 
-def train_tiny(out: Path, model: dict[str, Any], loss: dict[str, Any] | None = None, steps: int = 100) -> list[dict]:
-    """Train TINY with `model` overrides for `steps` steps at batch 8 on 0.25 s synthetic clips (losses logged
+def train_tiny(out: Path, model: dict[str, Any], loss: dict[str, Any] | None = None, steps: int = 100,
+               train: dict[str, Any] | None = None) -> list[dict]:
+    """Train TINY with `model` (and `train`) overrides for `steps` steps at batch 8 on 0.25 s synthetic clips (losses logged
     every 10 steps) into `out`; returns the logged rows."""
     from nextscale.train.tokenizer import load_sat_train_config, train_tokenizer
 
@@ -19,6 +20,6 @@ def train_tiny(out: Path, model: dict[str, Any], loss: dict[str, Any] | None = N
            "loss": {"mel_min_exponent": 5, "mel_max_exponent": 8} | (loss or {}),
            "optim": {"lr": 3e-3, "warmup_steps": 10},
            "train": {"steps": steps, "batch_size": 8, "log_every": 10, "ckpt_every": 0, "eval_every": 0, "seed": 0,
-                     "device": "cpu", "adversarial": False, "progress": False, "tensorboard": False}}
+                     "device": "cpu", "adversarial": False, "progress": False, "tensorboard": False} | (train or {})}
     train_tokenizer(load_sat_train_config(cfg), out)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -27,8 +27,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there bf16 autocast runs matmuls
+    and convolutions ~2-3x faster than fp32; elsewhere it is emulated and slower."""
+    caps = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
 def autocast(device: torch.device, precision: str = "auto"):
-    """bf16 autocast on CUDA ('auto' or 'bf16'); a no-op context on CPU or with 'fp32'."""
+    """bf16 autocast on CUDA ('auto' or 'bf16') and on CPU when asked for ('bf16'); a no-op context otherwise.
+
+    CPU 'auto' stays fp32: bf16 pays off only on CPUs with native bf16 (`cpu_has_native_bf16`), so a CPU
+    run opts in, as the demo does on such a CPU."""
     if device.type == "cuda" and precision in ("auto", "bf16"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -54,7 +54,7 @@ class TrainConfig:
     keep_last: int = 3              # newest checkpoints kept (the best one is kept apart in best/)
     seed: int = 0
     device: str = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"   # bf16 autocast on CUDA unless fp32
+    precision: Literal["auto", "bf16", "fp32"] = "auto"   # auto: bf16 autocast on CUDA, fp32 on CPU; bf16: on both
     max_bad_steps: int = 20         # non-finite loss/grads this many steps in a row => stop
     dist_timeout_s: float = 600.0   # a collective waiting longer than this fails instead of hanging
     progress: bool = True
