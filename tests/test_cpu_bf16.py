@@ -35,3 +35,14 @@ def test_a_fourier_sat_trains_under_cpu_bf16_autocast_and_saves_float32_weights(
     with torch.no_grad():
         out = sat(wav)
     torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio, atol=1e-6, rtol=0)
+
+
+def test_the_demo_trains_under_bf16_only_on_a_cpu_that_multiplies_it_natively(monkeypatch):
+    from nextscale import demo, runtime
+
+    for native in (True, False):
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
+        assert demo.training_precision("cpu") == ("bf16" if native else "auto")
+        assert demo.training_precision("cuda") == "auto"          # CUDA's auto is bf16 already
+        assert demo.train_section(10, 4, "cpu", False, precision=demo.training_precision("cpu"))["precision"] == \
+            ("bf16" if native else "auto")

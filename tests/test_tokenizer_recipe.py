@@ -20,9 +20,9 @@ def test_demo_base_is_the_demo_stage_with_the_variant_steps_and_overrides(tmp_pa
     same = load_sat_train_config(bench.train_config([], steps, "cpu", bench.demo_base()))
     assert same.model == demo.model and same.loss == demo.loss and same.optim == demo.optim and same.data == demo.data
     assert same.train.batch_size == demo.train.batch_size and same.train.steps == demo.train.steps
-    varied = load_sat_train_config(bench.train_config(["train.batch_size=8", "loss.mel_min_exponent=8"], 500, "cpu",
+    varied = load_sat_train_config(bench.train_config(["train.batch_size=8", "loss.pitch_weight=10"], 500, "cpu",
                                                       bench.demo_base()))
-    assert (varied.train.batch_size, varied.loss.mel_min_exponent, varied.train.steps) == (8, 8, 500)
+    assert (varied.train.batch_size, varied.loss.pitch_weight, varied.train.steps) == (8, 10.0, 500)
     assert varied.optim.warmup_steps == 25 and varied.model == demo.model
 
 
