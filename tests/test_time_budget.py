@@ -14,7 +14,7 @@ from nextscale.train.config import OptimConfig, TrainConfig
 from nextscale.train.distributed import DistInfo
 from nextscale.train.loop import Trainer
 from nextscale.train.order import StepBatchSampler
-from nextscale.train.schedule import RunClock, lr_factor, timed_lr_factor
+from nextscale.train.schedule import RunClock, lr_factor
 from train_toy import ToyData, ToyModel, ToyTask, collate
 
 COSINE = OptimConfig(lr=0.5, warmup_steps=0, schedule="cosine", betas=[0.9, 0.99])
@@ -76,11 +76,11 @@ def test_timed_schedule_matches_hand_computation():
     cfg = OptimConfig(lr=1.0, warmup_steps=4, schedule="cosine", min_lr_ratio=0.1)
     clock = RunClock(steps=100, budget_s=60.0)
     clock.seconds = 30.0
-    assert timed_lr_factor(1, clock, cfg) == pytest.approx(0.5)                    # warmup counts steps
-    assert timed_lr_factor(80, clock, cfg) == pytest.approx(0.1 + 0.9 * 0.5)       # half the budget spent
-    assert timed_lr_factor(20, clock, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2)))
+    assert lr_factor(1, clock, cfg) == pytest.approx(0.5)                    # warmup counts steps
+    assert lr_factor(80, clock, cfg) == pytest.approx(0.1 + 0.9 * 0.5)       # half the budget spent
+    assert lr_factor(20, clock, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2)))
     clock.seconds = 90.0
-    assert timed_lr_factor(100, clock, cfg) == pytest.approx(0.1) and clock.done(100) and not clock.done(99)
+    assert lr_factor(100, clock, cfg) == pytest.approx(0.1) and clock.done(100) and not clock.done(99)
     untimed = RunClock(steps=104)
     assert not untimed.timed and untimed.progress(52) == 0.5
     assert lr_factor(54, 104, cfg) == pytest.approx(0.1 + 0.9 * 0.5)                # step runs unchanged

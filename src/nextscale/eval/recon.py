@@ -63,6 +63,9 @@ def level_db(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-12) -> torch.
     return (10 * torch.log10(((est.double() ** 2).sum(-1) + eps) / ((ref.double() ** 2).sum(-1) + eps))).float()
 
 
+PAIR_METRICS = ("mel_distance", "stft_distance", "si_sdr", "level_db")   # what score_pair gives per clip
+
+
 def score_pair(ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> dict[str, float]:
     """Mel distance, STFT distance, SI-SDR and level of one clip and its reconstruction, both (1, S)."""
     return {"mel_distance": float(mel_distance(ref, est, sample_rate)), "stft_distance": float(stft_distance(ref, est)),

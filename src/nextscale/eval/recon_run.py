@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import AudioError, DataError
-from .recon import CodebookUsage, score_pair
+from .recon import PAIR_METRICS, CodebookUsage, score_pair
 
 
 def iter_clips(data: str, n: int, seed: int, sample_rate: int, clip_seconds: float, skipped: list
@@ -68,7 +68,7 @@ def evaluate_tokenizer(checkpoint: str | Path, data: str, n: int = 100, seed: in
         raise DataError(f"{data}: no readable audio ({len(skipped)} file(s) skipped)")
     per_scale = usage.summary()
     return {"checkpoint": str(checkpoint), "data": str(data), "n": len(rows),
-            **{k: float(np.mean([r[k] for r in rows])) for k in ("mel_distance", "stft_distance", "si_sdr", "level_db")},
+            **{k: float(np.mean([r[k] for r in rows])) for k in PAIR_METRICS},
             "mean_usage": float(np.mean([r["usage"] for r in per_scale])),
             "mean_perplexity": float(np.mean([r["perplexity"] for r in per_scale])),
             "per_scale": per_scale, "per_clip": rows, "skipped": skipped}

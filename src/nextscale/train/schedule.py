@@ -45,34 +45,25 @@ def _decay_shape(progress: float, cfg: OptimConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
 
 
-def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
-    """Multiplier of cfg.lr at `step` (0-based): ramps to 1 over warmup, then decays over the steps after it."""
+def lr_factor(step: int, clock: RunClock | int, cfg: OptimConfig) -> float:
+    """Multiplier of cfg.lr at `step` (0-based): ramps to 1 over warmup (in steps), then decays over the steps
+    after it, or, for a clock with a time budget, with the clock's progress (over the whole run: the warmup's
+    few per cent of it cost < 1 % of the peak). `clock`: the run's RunClock, or its step count."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
-    return _decay_shape((step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps), cfg)
-
-
-def timed_lr_factor(step: int, clock: RunClock, cfg: OptimConfig) -> float:
-    """Multiplier of cfg.lr at `step` of a budgeted run: the same warmup (in steps), then the decay follows
-    the clock's progress (over the whole run: the warmup's few per cent of it cost < 1 % of the peak)."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    return _decay_shape(clock.progress(step), cfg)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, clock: RunClock | int
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepped once per training step (skipped steps included, so lr follows the step); `clock`
-    is the run's RunClock (or its step count: a run without a time budget)."""
-    if isinstance(clock, int):
-        clock = RunClock(clock)
+    clock = RunClock(clock) if isinstance(clock, int) else clock
     if clock.timed:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: timed_lr_factor(step, clock, cfg))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, clock.steps, cfg))
+        return _decay_shape(clock.progress(step), cfg)
+    return _decay_shape((step - cfg.warmup_steps) / max(1, clock.steps - cfg.warmup_steps), cfg)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, clock: RunClock
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR stepped once per training step (skipped steps included, so lr follows the step), following
+    the run's RunClock."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, clock, cfg))
 
 
 def advance(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
