@@ -102,7 +102,7 @@ def test_partials_head_gradients_are_finite_on_silence_and_reach_the_offsets():
     torch.manual_seed(0)
     dec = FourierDecoder(240, 80, width=16, layers=1, mlp_ratio=2.0, dimension=8, phase="partials")
     z = torch.randn(2, 8, 10)
-    audio, (log_magnitude, phase), _ = dec.decode_with_spectrum(z)
+    audio, (log_magnitude, phase), _, _ = dec.decode_with_spectrum(z)
     wav = torch.zeros(2, 1, 800)
     wav[1, 0] = torch.sin(2 * math.pi * 523.0 * torch.arange(800) / 8000)
     loss = compressed_magnitude_loss(SameSTFT(240, 80)(wav), log_magnitude) + audio.abs().mean()

@@ -330,11 +330,11 @@ def test_frame_energy_term_prices_a_level_error_by_its_log_ratio():
 
     g = torch.Generator().manual_seed(4)
     wav = 0.1 * torch.randn(2, 1, 24000, generator=g)
-    assert frame_energy_loss(wav, 0.5 * wav).item() == pytest.approx(math.log(4.0), rel=1e-5)
+    assert frame_energy_loss(wav, 0.5 * wav).item() == pytest.approx(math.log(4.0), rel=1e-3)   # a soft floor of 1e-6
     assert frame_energy_loss(wav, wav).item() == 0.0
     with pytest.raises(ConfigError, match="loss.energy_weight"):
         LossConfig(energy_weight=-1.0)
     terms = GeneratorLoss(LossConfig(adversarial=False, energy_weight=5.0))(
         wav, SATOutput(0.5 * wav, [], torch.tensor(0.0), None, None))
-    assert terms["energy"].item() == pytest.approx(math.log(4.0), rel=1e-5)
+    assert terms["energy"].item() == pytest.approx(math.log(4.0), rel=1e-3)
     assert terms["total"].item() == pytest.approx((0.1 * terms["time"] + terms["mel"] + 5 * terms["energy"]).item(), rel=1e-6)

@@ -188,7 +188,7 @@ def frame_energy_loss(target: torch.Tensor | Spectra, estimate: torch.Tensor | S
     one prices the level of each frame, loud or soft, alike."""
     target, estimate = _spectra(target), _spectra(estimate)
     x, y = ((s(n_fft) / (n_fft / 2)).square().sum(dim=-2) for s in (target, estimate))
-    return (y.clamp_min(floor).log() - x.clamp_min(floor).log()).abs().mean()
+    return ((y + floor).log() - (x + floor).log()).abs().mean()    # a soft floor: a silent output still gets a gradient
 
 
 def phase_derivative_loss(target: torch.Tensor, phase: torch.Tensor, group_delay: bool = True) -> torch.Tensor:
@@ -273,16 +273,17 @@ class GeneratorLoss:
     def __call__(self, wav: torch.Tensor, out: SATOutput, disc_fake: DiscOutput | None = None,
                  disc_real: DiscOutput | None = None) -> dict[str, torch.Tensor]:
         c = self.config
-        spectra = Spectra(wav), Spectra(out.audio)          # shared by the mel and decoded-spectral terms
+        decoded = out.decoded                               # before a level head's gain
+        spectra = Spectra(wav), Spectra(decoded)            # shared by the mel and decoded-spectral terms
         terms = {
-            "time": F.l1_loss(out.audio, wav),
+            "time": F.l1_loss(decoded, wav),
             "mel": multi_resolution_mel_loss(*spectra, c.sample_rate, c.mel_bins,
                                              range(c.mel_min_exponent, c.mel_max_exponent + 1)),
             "commit": out.commit_loss,
         }
         total = c.time_weight * terms["time"] + c.mel_weight * terms["mel"] + c.commit_weight * terms["commit"]
         if c.stft_weight > 0:
-            terms["stft"] = multi_resolution_stft_loss(wav, out.audio, c.stft_ffts)
+            terms["stft"] = multi_resolution_stft_loss(wav, decoded, c.stft_ffts)
             total = total + c.stft_weight * terms["stft"]
         if c.fine_spectral_weight > 0:
             terms["fine_spectral"] = fine_spectral_loss(*spectra, c.fine_spectral_ffts, c.spectral_power)
@@ -290,6 +291,9 @@ class GeneratorLoss:
         if c.energy_weight > 0:
             terms["energy"] = frame_energy_loss(*spectra)
             total = total + c.energy_weight * terms["energy"]
+        if out.raw_audio is not None:   # a level head's gain, the only thing this term reaches (Adam: no weight)
+            terms["level"] = frame_energy_loss(spectra[0], out.audio)
+            total = total + terms["level"]
         target = None           # the input's codec STFT, computed once for the spectral, phase and pitch terms
         if (c.spectral_weight > 0 or c.phase_weight > 0) and out.spectrum is not None:
             target = self.codec_stft(wav)

@@ -62,6 +62,7 @@ class SATConfig:
     fourier_long_n_fft: int = 0              # > 0: a second, longer STFT beside n_fft (see fourier.MultiSTFT)
     fourier_refiner: int = 0                 # > 0: hidden channels of a CNN along the bins after the head (0: none)
     fourier_harmonics: int = 0               # > 0: a harmonic source (one f0, this many harmonics; see harmonic.py)
+    fourier_level: bool = False              # a per-frame output gain trained on the input's frame energies (fourier.LevelHead)
     # MSRQ
     latent_dim: int = 64
     codebook_size: int = 1024
@@ -159,7 +160,8 @@ def build_codec(config: SATConfig) -> tuple[nn.Module, nn.Module]:
                                instantaneous_frequency=config.fourier_encoder_if,
                                pitch=config.fourier_encoder_pitch, sample_rate=config.sample_rate),
                 FourierDecoder(**parts, phase=config.fourier_phase, refiner=config.fourier_refiner,
-                               harmonics=config.fourier_harmonics, sample_rate=config.sample_rate))
+                               harmonics=config.fourier_harmonics, sample_rate=config.sample_rate,
+                               level=config.fourier_level))
     seanet = dict(channels=1, dimension=config.dimension, n_filters=config.n_filters, ratios=config.ratios,
                   n_residual_layers=config.n_residual_layers, lstm_layers=config.lstm_layers,
                   kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
@@ -180,6 +182,13 @@ class SATOutput:
     spectrum: tuple[torch.Tensor, torch.Tensor] | None = None   # fourier codec: the decoder head's
     # (B, F, T) log-magnitude and phase (each frame's), for the spectral losses; None for seanet
     pitch: torch.Tensor | None = None   # fourier codec with a harmonic source: its pitch logits (B, classes, T)
+    raw_audio: torch.Tensor | None = None   # fourier codec with a level head: `audio` before its gain, which the
+    # reconstruction terms train (the gain is trained by the level term alone)
+
+    @property
+    def decoded(self) -> torch.Tensor:
+        """The audio the reconstruction terms compare with the input: before a level head's gain, if any."""
+        return self.audio if self.raw_audio is None else self.raw_audio
 
 
 class SAT(Pretrained, nn.Module):
@@ -324,10 +333,12 @@ class SAT(Pretrained, nn.Module):
         layout = self.layout()
         q = self.quantizer(layout.split(z))
         quantized = layout.join(q.quantized, z.shape[0])
-        spectrum = pitch = None
+        spectrum = pitch = raw = None
         if self.config.codec == "fourier":
-            audio, spectrum, pitch = self.decoder.decode_with_spectrum(quantized)
+            audio, spectrum, pitch, raw = self.decoder.decode_with_spectrum(quantized)
         else:
             audio = self.decoder(quantized)
         codes = [c.reshape(z.shape[0], -1) for c in q.codes]
-        return SATOutput(audio[..., : wav.shape[-1]], codes, q.commit_loss, q.usage, q.perplexity, spectrum, pitch)
+        crop = (lambda x: x[..., : wav.shape[-1]])
+        return SATOutput(crop(audio), codes, q.commit_loss, q.usage, q.perplexity, spectrum, pitch,
+                         None if raw is None else crop(raw))

@@ -116,10 +116,10 @@ class SATTask:
         ok_d, disc_fake, disc_real = True, None, None
         if self.disc is not None:
             if step % self.cfg.train.disc_every != self.cfg.train.disc_every - 1:
-                ok_d, metrics["d_loss"] = self._discriminator_step(wav, out.audio)
+                ok_d, metrics["d_loss"] = self._discriminator_step(wav, out.decoded)
             self.disc.requires_grad_(False)        # generator step: gradients flow through D, not into it
             with autocast(self.device, self.cfg.train.precision):
-                disc_fake = self.disc(out.audio)
+                disc_fake = self.disc(out.decoded)
                 with torch.no_grad():
                     disc_real = self.disc(wav)
             self.disc.requires_grad_(True)
