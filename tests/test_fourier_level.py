@@ -73,3 +73,13 @@ def test_a_quiet_decoder_is_brought_to_the_inputs_level(tmp_path):
     energy = {name: frame_energy_loss(wav, audio) for name, audio in (("gained", out.audio), ("raw", out.raw_audio))}
     assert energy["gained"] < energy["raw"], energy
     torch.testing.assert_close(sat.decode(sat.encode(wav)), out.audio, atol=1e-6, rtol=0)
+
+
+def test_the_inference_forward_equals_the_training_pass_audio():
+    """`forward` (what `SAT.decode` runs) renders one gained inverse STFT; it equals decode_with_spectrum's audio."""
+    z = torch.randn(2, 8, 10)
+    dec = decoder(True, harmonics=4)
+    torch.nn.init.normal_(dec.level.conv.weight, std=0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(dec(z), dec.decode_with_spectrum(z).audio)
+        assert not torch.allclose(dec(z), dec.decode_with_spectrum(z).raw_audio)

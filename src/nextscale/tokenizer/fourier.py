@@ -392,12 +392,28 @@ class FourierDecoder(nn.Module):
                              persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode_with_spectrum(z).audio
+        """(B, dimension, T) -> (B, 1, T * hop): one inverse STFT, with the level head's gain when there is one."""
+        spec, _, _, features = self.render(z)
+        if self.level is not None:
+            spec = spec * self.level(features).exp()
+        return self.stft.inverse(spec)
 
     def decode_with_spectrum(self, z: torch.Tensor) -> Decoded:
         """(B, dimension, T) -> `Decoded`: the audio (B, 1, T * hop), the (B, F, T) log-magnitude and phase for the
         spectral losses, the harmonic source's pitch logits (B, classes, T) (None without one) and, with a level
-        head, the audio before its gain.
+        head, the audio before its gain. `forward`'s audio, plus what the training losses compare."""
+        spec, spectrum, pitch, features = self.render(z)
+        audio = self.stft.inverse(spec)
+        if self.level is None:
+            return Decoded(audio, spectrum, pitch)
+        # the gain sees and scales detached copies: only the level term trains it, and nothing else through it
+        gained = self.stft.inverse(spec.detach() * self.level(features.detach()).exp())
+        return Decoded(gained, spectrum, pitch, raw_audio=audio)
+
+    def render(self, z: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None,
+                                                torch.Tensor]:
+        """(B, dimension, T) -> the complex spectrum (B, F, T) before any gain, its (log-magnitude, phase), the
+        harmonic source's pitch logits (None without one) and the backbone features.
 
         The log-magnitude is the head's own for a per-bin head alone, else the summed spectrum's; the phase
         is each bin's (the head's, or its sinusoid's for partials): the summed spectrum's angle has no
@@ -420,12 +436,7 @@ class FourierDecoder(nn.Module):
             spec = spec + F.pad(harmonic, (0, 0, 0, spec.shape[1] - harmonic.shape[1]))
         if self.phase == "partials" or self.harmonic is not None:
             log_magnitude = 0.5 * (spec.real.square() + spec.imag.square() + 1e-12).log()
-        audio = self.stft.inverse(spec)
-        if self.level is None:
-            return Decoded(audio, (log_magnitude, phase), pitch)
-        # the gain sees and scales detached copies: only the level term trains it, and nothing else through it
-        gained = self.stft.inverse(spec.detach() * self.level(features.detach()).exp())
-        return Decoded(gained, (log_magnitude, phase), pitch, raw_audio=audio)
+        return spec, (log_magnitude, phase), pitch, features
 
     def predict(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, dimension, T) -> (B, F, T) log-magnitude and each frame's phase, in float32: the whole spectrum of
