@@ -1,19 +1,39 @@
-"""Token sampling: temperature, top-k, then top-p, then Gumbel-max — all on device, no host sync.
+"""Token sampling: temperature, top-k, then top-p, then one inverse-CDF draw — all on device, no host sync.
 
-Top-k runs first with `torch.topk`, so the vocabulary is never fully sorted when k is set;
-top-p then works on the k survivors (renormalised), as VAR and the published AAR do.
+The sampler needs the k largest *values* of each row, never their indices: it walks the cumulative
+probabilities of those values (top-k survivors, then the top-p nucleus, renormalised, as VAR and the
+published AAR do) to the value a uniform draw lands on, then takes the token that holds that value.
+Values only is what makes it cheap on a CPU: numpy's vectorised sort orders 455 rows of 1024 logits
+in ~3 ms on one thread where `torch.topk` (values and indices) takes ~8 ms, and a tiny AAR spends a
+third of a generation in its sampler (`largest_values`, a custom op, so a compiled generation calls
+it without a graph break). Exact float ties go to the lower token id.
 
-The only random draw is one uniform tensor per call (`uniform_noise`), whose shape `noise_width`
-gives in advance. A caller may draw it itself and pass it as `noise`: that is how the compiled
-generation step stays one graph (dynamo cannot trace a draw from a `torch.Generator`, and a draw
-inside the step splits it into five graphs), with the same numbers, hence the same tokens.
+The only random draw is one uniform per row (`uniform_noise`; `noise_width` gives the shape in
+advance). A caller may draw it itself and pass it as `noise`: that is how the compiled generation
+stays one graph (dynamo cannot trace a draw from a `torch.Generator`), with the same numbers, hence
+the same tokens.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+
+
+@torch.library.custom_op("nextscale::largest_values", mutates_args=())
+def largest_values(x: Tensor, k: int) -> Tensor:
+    """The k largest values of each row of `x` (..., V) in descending order, (..., k); values only."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        ascending = np.sort(x.detach().contiguous().numpy(), axis=-1)
+        return torch.from_numpy(ascending[..., :-k - 1:-1].copy())
+    return x.topk(k, dim=-1).values
+
+
+@largest_values.register_fake
+def _largest_values_shape(x: Tensor, k: int) -> Tensor:
+    return x.new_empty((*x.shape[:-1], k))
 
 
 def uniform_noise(shape: tuple[int, ...] | torch.Size, device: torch.device,
@@ -23,24 +43,21 @@ def uniform_noise(shape: tuple[int, ...] | torch.Size, device: torch.device,
 
 
 def noise_width(vocab: int, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0) -> int:
-    """Columns of uniform noise `sample_logits` uses per row: k with top-k, V otherwise, 0 when greedy."""
-    if temperature == 0 or top_k == 1:
-        return 0
-    return top_k if 0 < top_k < vocab else vocab
+    """Columns of uniform noise `sample_logits` uses per row: 1 when it samples, 0 when greedy."""
+    return 0 if temperature == 0 or top_k == 1 else 1
 
 
-def _gumbel(u: Tensor) -> Tensor:
-    return -torch.log(-torch.log(u.clamp(min=1e-20, max=1.0 - 1e-7)))
-
-
-def top_p_mask(sorted_logits: Tensor, top_p: float) -> Tensor:
-    """For logits sorted in descending order: True where a token falls outside the nucleus.
+def nucleus_mask(probs: Tensor, top_p: float) -> Tensor:
+    """For probabilities sorted in descending order: True where a token falls outside the nucleus.
 
     The nucleus is the smallest prefix whose probability mass is >= top_p (never empty).
     """
-    probs = sorted_logits.float().softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs
-    return mass_before >= top_p
+    return probs.cumsum(dim=-1) - probs >= top_p
+
+
+def top_p_mask(sorted_logits: Tensor, top_p: float) -> Tensor:
+    """`nucleus_mask` for logits sorted in descending order."""
+    return nucleus_mask(sorted_logits.float().softmax(dim=-1), top_p)
 
 
 def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0,
@@ -48,8 +65,8 @@ def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperatur
     """Sample one token per row of `logits` (..., V) -> LongTensor (...).
 
     top_k <= 0 or >= V disables top-k; top_p outside (0, 1) disables top-p; temperature 0
-    means greedy (argmax). A `generator` makes the draw reproducible; `noise` (..., noise_width)
-    replaces the draw (then `generator` is not used).
+    means greedy (argmax). A `generator` makes the draw reproducible; `noise` (..., 1) of uniforms
+    in [0, 1) replaces the draw (then `generator` is not used).
     """
     V = logits.shape[-1]
     if temperature < 0:
@@ -59,20 +76,27 @@ def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperatur
     if temperature == 0 or top_k == 1:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
-    use_k = 0 < top_k < V
-    use_p = 0.0 < top_p < 1.0
     shape = (*logits.shape[:-1], noise_width(V, top_k, top_p, temperature))
     if noise is None:
         noise = uniform_noise(shape, logits.device, generator)
     elif tuple(noise.shape) != shape:
         raise ConfigError(f"sampling: noise must have shape {shape}, got {tuple(noise.shape)}")
-    if use_k:
-        values, index = logits.topk(top_k, dim=-1)          # sorted, descending
-    elif use_p:
-        values, index = logits.sort(dim=-1, descending=True)
-    else:
-        return (logits + _gumbel(noise)).argmax(dim=-1)
-    if use_p:
-        values = values.masked_fill(top_p_mask(values, top_p), float("-inf"))
-    choice = (values + _gumbel(noise)).argmax(dim=-1, keepdim=True)
-    return index.gather(-1, choice).squeeze(-1)
+    if not (0 < top_k < V or 0.0 < top_p < 1.0):              # plain sampling: no order needed
+        return _inverse_cdf(logits.softmax(dim=-1), noise)
+    values = largest_values(logits, top_k if 0 < top_k < V else V)        # (..., k), descending
+    probs = values.softmax(dim=-1)
+    if 0.0 < top_p < 1.0:
+        probs = probs.masked_fill(nucleus_mask(probs, top_p), 0.0)
+    rank = _inverse_cdf(probs, noise).unsqueeze(-1)
+    value = values.gather(-1, rank)
+    # The token holding that value; among equal logits (frequent in bf16) the n-th copy in rank order is
+    # the n-th in token order, so each keeps its own probability.
+    copies_before = ((values == value) & (torch.arange(values.shape[-1], device=rank.device) < rank)).sum(-1, keepdim=True)
+    return ((logits == value).cumsum(dim=-1) <= copies_before).sum(dim=-1)
+
+
+def _inverse_cdf(probs: Tensor, noise: Tensor) -> Tensor:
+    """Per row, the first index whose cumulative probability exceeds `noise` times the row's total."""
+    cdf = probs.cumsum(dim=-1)
+    index = (cdf <= noise * cdf[..., -1:]).sum(dim=-1)
+    return index.clamp(max=probs.shape[-1] - 1)
