@@ -2,11 +2,12 @@
 
 The sampler needs the k largest *values* of each row, never their indices: it walks the cumulative
 probabilities of those values (top-k survivors, then the top-p nucleus, renormalised, as VAR and the
-published AAR do) to the value a uniform draw lands on, then takes the token that holds that value.
+published AAR do) to the value a uniform draw lands on, then takes the token that holds that value
+(the n-th of several equal logits for the n-th of their ranks, so ties keep their own shares).
 Values only is what makes it cheap on a CPU: numpy's vectorised sort orders 455 rows of 1024 logits
-in ~3 ms on one thread where `torch.topk` (values and indices) takes ~8 ms, and a tiny AAR spends a
-third of a generation in its sampler (`largest_values`, a custom op, so a compiled generation calls
-it without a graph break). Exact float ties go to the lower token id.
+in ~3 ms on one thread where `torch.topk` (values and indices) takes ~8 ms, and a tiny AAR spends
+about a quarter of a generation in its sampler. `largest_values` is a custom op in a compiled graph,
+so compiled generation calls numpy without a graph break. Without top-k and top-p nothing is sorted.
 
 The only random draw is one uniform per row (`uniform_noise`; `noise_width` gives the shape in
 advance). A caller may draw it itself and pass it as `noise`: that is how the compiled generation
@@ -22,16 +23,29 @@ from torch import Tensor
 from ..errors import ConfigError
 
 
-@torch.library.custom_op("nextscale::largest_values", mutates_args=())
 def largest_values(x: Tensor, k: int) -> Tensor:
-    """The k largest values of each row of `x` (..., V) in descending order, (..., k); values only."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    """The k largest values of each row of `x` (..., V) in descending order, (..., k); values only.
+
+    Eager calls run the implementation directly: the custom op's dispatch costs ~40 us a call, more than
+    sorting one row; a compiled graph calls the op."""
+    return _largest_values_op(x, k) if torch.compiler.is_compiling() else _largest_values(x, k)
+
+
+SORT_ROWS = 32   # from this many rows on, numpy's sort beats `topk` on a CPU (16 rows: 95 vs 71 us; 32: 214 vs 460)
+
+
+def _largest_values(x: Tensor, k: int) -> Tensor:
+    rows = x.numel() // max(x.shape[-1], 1)
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rows >= SORT_ROWS:
         ascending = np.sort(x.detach().contiguous().numpy(), axis=-1)
         return torch.from_numpy(ascending[..., :-k - 1:-1].copy())
     return x.topk(k, dim=-1).values
 
 
-@largest_values.register_fake
+_largest_values_op = torch.library.custom_op("nextscale::largest_values", _largest_values, mutates_args=())
+
+
+@_largest_values_op.register_fake
 def _largest_values_shape(x: Tensor, k: int) -> Tensor:
     return x.new_empty((*x.shape[:-1], k))
 
@@ -75,28 +89,33 @@ def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperatur
         raise ConfigError(f"sampling: top_k must be >= 0, got {top_k}")
     if temperature == 0 or top_k == 1:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float() if temperature == 1 else logits.float() / temperature
     shape = (*logits.shape[:-1], noise_width(V, top_k, top_p, temperature))
     if noise is None:
         noise = uniform_noise(shape, logits.device, generator)
     elif tuple(noise.shape) != shape:
         raise ConfigError(f"sampling: noise must have shape {shape}, got {tuple(noise.shape)}")
     if not (0 < top_k < V or 0.0 < top_p < 1.0):              # plain sampling: no order needed
-        return _inverse_cdf(logits.softmax(dim=-1), noise)
+        cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+        return _first_above(cdf, noise * cdf[..., -1:]).squeeze(-1)
     values = largest_values(logits, top_k if 0 < top_k < V else V)        # (..., k), descending
     probs = values.softmax(dim=-1)
-    if 0.0 < top_p < 1.0:
-        probs = probs.masked_fill(nucleus_mask(probs, top_p), 0.0)
-    rank = _inverse_cdf(probs, noise).unsqueeze(-1)
+    cdf = probs.cumsum(dim=-1)
+    if 0.0 < top_p < 1.0:   # the nucleus is a prefix: its mass is the cdf at its last rank
+        size = torch.searchsorted(cdf - probs, torch.full_like(noise, top_p))            # ranks with mass before < p
+        mass = cdf.gather(-1, (size - 1).clamp(min=0))
+    else:
+        mass = cdf[..., -1:]
+    rank = _first_above(cdf, noise * mass)                                # the draw lands inside the nucleus
     value = values.gather(-1, rank)
     # The token holding that value; among equal logits (frequent in bf16) the n-th copy in rank order is
     # the n-th in token order, so each keeps its own probability.
-    copies_before = ((values == value) & (torch.arange(values.shape[-1], device=rank.device) < rank)).sum(-1, keepdim=True)
-    return ((logits == value).cumsum(dim=-1) <= copies_before).sum(dim=-1)
+    copies_before = rank - _first_above(-values, -value, strictly=False)
+    return _first_above((logits == value).cumsum(dim=-1), copies_before).squeeze(-1)
 
 
-def _inverse_cdf(probs: Tensor, noise: Tensor) -> Tensor:
-    """Per row, the first index whose cumulative probability exceeds `noise` times the row's total."""
-    cdf = probs.cumsum(dim=-1)
-    index = (cdf <= noise * cdf[..., -1:]).sum(dim=-1)
-    return index.clamp(max=probs.shape[-1] - 1)
+def _first_above(ascending: Tensor, bound: Tensor, strictly: bool = True) -> Tensor:
+    """Per row, the first index whose entry is > `bound` (>= with strictly=False), at most the last one;
+    `ascending` (..., n) is sorted along its last dim, `bound` (..., 1)."""
+    index = torch.searchsorted(ascending, bound.to(ascending.dtype), right=strictly)
+    return index.clamp(max=ascending.shape[-1] - 1)
