@@ -118,6 +118,36 @@ def test_ratios_are_derived_from_the_rows():
                                                                                ("next_token_rvq", 4.0)]
 
 
+def test_a_paired_timing_outranks_the_two_rows():
+    rows = {"generation/8/next_scale/b1/eager/transformer": dict(model="next_scale", batch=1, median_s=0.4),
+            "generation/8/next_scale/b1/compiled/transformer": dict(model="next_scale", batch=1, median_s=0.1,
+                                                                    speedup_over_eager_paired=2.5)}
+    (ratio,) = derived({"rows": rows})["mode_over_eager"]
+    assert ratio["speedup"] == 2.5 and ratio["paired"]
+    del rows["generation/8/next_scale/b1/eager/transformer"]          # no eager row needed
+    assert derived({"rows": rows})["mode_over_eager"][0]["speedup"] == 2.5
+
+
+def test_interleaved_timing_alternates_the_calls():
+    from nextscale.bench.measure import time_interleaved
+
+    calls: list[str] = []
+    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], torch.device("cpu"),
+                             warmup=1, rounds=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert [len(t) for t in times] == [3, 3] and all(x >= 0 for t in times for x in t)
+
+
+def test_paired_over_eager_times_both_generators():
+    from nextscale.bench.generation import BenchSettings, build_contenders, paired_over_eager
+
+    settings = BenchSettings(depths=["tiny"], batch_sizes=[1], device="cpu", models=["next_scale"])
+    (c,) = build_contenders("tiny", settings, torch.device("cpu"))
+    out = paired_over_eager(c, 1, settings, torch.device("cpu"), decode=False, rounds=2)
+    assert out["paired_rounds"] == 2 and out["paired_median_s"] > 0 and out["paired_eager_median_s"] > 0
+    assert out["speedup_over_eager_paired"] == pytest.approx(out["paired_eager_median_s"] / out["paired_median_s"])
+
+
 def test_training_row_computes_mfu_and_the_floor_from_a_peak():
     from nextscale.bench.training import TrainSetting, ar_train_row
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import statistics
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -193,6 +194,31 @@ def time_contender(c: Contender, batch: int, settings: BenchSettings, device: to
                 times_s=times, **summary, clips_per_s=batch / median, rtf=median / (batch * settings.seconds),
                 peak_memory_bytes=peak, peak_memory_kind=memory.kind, weight_bytes_per_step=c.weight_bytes_per_step,
                 floor_s=floor_seconds(c.weight_bytes_per_step, c.fast.steps, bandwidth), load_average_1min=load)
+
+
+def paired_over_eager(c: Contender, batch: int, settings: BenchSettings, device: torch.device, decode: bool,
+                      rounds: int) -> dict[str, Any]:
+    """A fast mode's speed-up over eager for the same model, the two timed in turn (`time_interleaved`),
+    so a machine's drift between two settings timed apart does not enter the ratio."""
+    from ..ar.fast import FastGenerator
+    from .measure import time_interleaved
+
+    eager = FastGenerator(c.fast.model, c.fast.quantizer, cfg=settings.cfg, top_k=settings.top_k,
+                          top_p=settings.top_p, temperature=settings.temperature)
+    g = torch.Generator(device=device).manual_seed(settings.seed)
+    cond = torch.randn(batch, COND_DIM, generator=g, device=device).to(next(c.fast.model.parameters()).dtype)
+
+    def clip(gen: Any) -> Callable[[], Any]:
+        @torch.no_grad()
+        def run() -> Any:
+            codes = gen(cond, g)
+            return c.sat.decode(codes) if decode else codes
+        return run
+
+    fast_s, eager_s = time_interleaved([clip(c.fast), clip(eager)], device, warmup=1, rounds=rounds)
+    fast_median, eager_median = statistics.median(fast_s), statistics.median(eager_s)
+    return dict(paired_rounds=rounds, paired_median_s=fast_median, paired_eager_median_s=eager_median,
+                speedup_over_eager_paired=eager_median / fast_median)
 
 
 def add_speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

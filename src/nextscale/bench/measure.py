@@ -11,7 +11,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -152,6 +152,21 @@ def time_repeats(fn: Callable[[], Any], device: torch.device, warmup: int, repea
         repeats = min(repeats, max(min_repeats, int(budget_s / times[0])))
     while len(times) < repeats:
         times.append(time_call(fn, device))
+    return times
+
+
+def time_interleaved(fns: Sequence[Callable[[], Any]], device: torch.device, warmup: int,
+                     rounds: int) -> list[list[float]]:
+    """Time several calls in turn, round after round, one list of times per call. A shared VM's speed
+    drifts by tens of percent over minutes; interleaved, every call sees the same drift, so their ratio
+    holds where two settings timed minutes apart would not."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for out, fn in zip(times, fns):
+            out.append(time_call(fn, device))
     return times
 
 

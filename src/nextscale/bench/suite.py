@@ -4,7 +4,8 @@ Sections, one row per setting:
 - generation: 1 s of audio by next-scale AAR and the next-token baselines (455 steps in scale order,
   750 in RVQ order), per size, batch and mode (eager, compiled, CUDA graph, both), transformer and
   sampler alone and end to end with the SAT decoder (`bench.generation`); floors: the weights read
-  once per step at the memory bandwidth, and the counted FLOPs at the dense peak, where known;
+  once per step at the memory bandwidth, and the counted FLOPs at the dense peak, where known; a fast
+  mode's row also times eager in turn with it (`speedup_over_eager_paired`), the ratio the table shows;
 - codec: SAT encode and decode time per second of audio for each codec (`bench.codec`);
 - train_ar: AR training steps/s, tokens/s, loader time, peak memory, MFU per fast path (`bench.training`);
 - train_sat: SAT training clips/s per codec.
@@ -146,7 +147,7 @@ class GenerationGroup:
         self.first_call: dict[tuple[str, int], float] = {}
 
     def measure(self, model: str, batch: int, scope: str) -> dict[str, Any]:
-        from .generation import COND_DIM, build_contenders, time_contender
+        from .generation import COND_DIM, build_contenders, paired_over_eager, time_contender
         from .measure import count_flops, time_call
 
         s, depth = self.settings, self.settings.depths[0]
@@ -163,6 +164,9 @@ class GenerationGroup:
                 self.flops[depth, model] = count_flops(lambda: c.fast.model.generate(
                     c.sat.quantizer, cond, cfg=s.cfg, top_k=s.top_k, top_p=s.top_p))
         row = time_contender(c, batch, s, self.device, decode=scope == "end_to_end")
+        if s.compile or s.cuda_graph:       # the speed-up over eager, both timed in turn
+            rounds = max(s.min_repeats, min(4 * s.repeats, int(s.budget_s / (2 * row["median_s"]))))
+            row.update(paired_over_eager(c, batch, s, self.device, scope == "end_to_end", rounds))
         flops = self.flops[depth, model] * batch if (depth, model) in self.flops else None
         return dict(row, scope=scope, first_call_s=self.first_call.get((model, batch)), transformer_flops=flops,
                     flops_floor_s=None if flops is None else flops / self.peak, weight_floor_s=row.pop("floor_s"))

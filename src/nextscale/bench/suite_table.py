@@ -1,7 +1,8 @@
 """The suite's ratios and its markdown: figures derived from the rows, one table per section.
 
 Derived, never measured: next-scale's speed-up over each baseline at the same size, mode, batch and
-scope, and each mode's speed-up over eager for the same model, size, batch and scope.
+scope, and each mode's speed-up over eager for the same model, size, batch and scope: from the row's own
+paired timing (the mode and eager timed in turn) where it has one, else from the two rows.
 """
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ def derived(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 over_baselines.append(dict(depth=depth, baseline=model, batch=r["batch"], mode=mode, scope=scope,
                                            speedup=r["median_s"] / ref["median_s"]))
         eager = rows.get(f"generation/{depth}/{model}/{batch}/eager/{scope}")
-        if mode != "eager" and eager is not None:
+        if mode != "eager" and "speedup_over_eager_paired" in r:      # timed in turn with eager: drift-free
             over_eager.append(dict(depth=depth, model=model, batch=r["batch"], mode=mode, scope=scope,
-                                   speedup=eager["median_s"] / r["median_s"]))
+                                   speedup=r["speedup_over_eager_paired"], paired=True))
+        elif mode != "eager" and eager is not None:
+            over_eager.append(dict(depth=depth, model=model, batch=r["batch"], mode=mode, scope=scope,
+                                   speedup=eager["median_s"] / r["median_s"], paired=False))
     return {"next_scale_over_baselines": over_baselines, "mode_over_eager": over_eager}
 
 
