@@ -61,17 +61,18 @@ def noise_width(vocab: int, top_k: int = 0, top_p: float = 0.0, temperature: flo
     return 0 if temperature == 0 or top_k == 1 else 1
 
 
-def nucleus_mask(probs: Tensor, top_p: float) -> Tensor:
-    """For probabilities sorted in descending order: True where a token falls outside the nucleus.
-
-    The nucleus is the smallest prefix whose probability mass is >= top_p (never empty).
-    """
-    return probs.cumsum(dim=-1) - probs >= top_p
+def nucleus_size(probs: Tensor, cdf: Tensor, top_p: float) -> Tensor:
+    """For probabilities sorted in descending order (..., k) and their cumulative sums: how many ranks the
+    nucleus holds, (..., 1). The nucleus is the smallest prefix whose probability mass is >= top_p (never empty)."""
+    p = torch.full((*probs.shape[:-1], 1), top_p, dtype=probs.dtype, device=probs.device)
+    return torch.searchsorted(cdf - probs, p).clamp(min=1)         # ranks whose mass before them is < top_p
 
 
 def top_p_mask(sorted_logits: Tensor, top_p: float) -> Tensor:
-    """`nucleus_mask` for logits sorted in descending order."""
-    return nucleus_mask(sorted_logits.float().softmax(dim=-1), top_p)
+    """For logits sorted in descending order: True where a token falls outside the nucleus."""
+    probs = sorted_logits.float().softmax(dim=-1)
+    size = nucleus_size(probs, probs.cumsum(dim=-1), top_p)
+    return torch.arange(probs.shape[-1], device=probs.device) >= size
 
 
 def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0,
@@ -101,11 +102,8 @@ def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperatur
     values = largest_values(logits, top_k if 0 < top_k < V else V)        # (..., k), descending
     probs = values.softmax(dim=-1)
     cdf = probs.cumsum(dim=-1)
-    if 0.0 < top_p < 1.0:   # the nucleus is a prefix: its mass is the cdf at its last rank
-        size = torch.searchsorted(cdf - probs, torch.full_like(noise, top_p))            # ranks with mass before < p
-        mass = cdf.gather(-1, (size - 1).clamp(min=0))
-    else:
-        mass = cdf[..., -1:]
+    # the nucleus is a prefix: its mass is the cdf at its last rank
+    mass = cdf.gather(-1, nucleus_size(probs, cdf, top_p) - 1) if 0.0 < top_p < 1.0 else cdf[..., -1:]
     rank = _first_above(cdf, noise * mass)                                # the draw lands inside the nucleus
     value = values.gather(-1, rank)
     # The token holding that value; among equal logits (frequent in bf16) the n-th copy in rank order is

@@ -164,21 +164,27 @@ def build_contenders(depth: str, settings: BenchSettings, device: torch.device,
     return contenders
 
 
+def clip_call(c: Contender, gen: Any, batch: int, settings: BenchSettings, device: torch.device,
+              decode: bool) -> Callable[[], Any]:
+    """One timed call: `gen` (a FastGenerator of `c`'s model) makes a batch of codes from seeded random
+    conditions, decoded by `c`'s SAT when `decode`."""
+    g = torch.Generator(device=device).manual_seed(settings.seed)
+    cond = torch.randn(batch, COND_DIM, generator=g, device=device).to(next(c.fast.model.parameters()).dtype)
+
+    @torch.no_grad()
+    def clip() -> Any:
+        codes = gen(cond, g)
+        return c.sat.decode(codes) if decode else codes
+    return clip
+
+
 def time_contender(c: Contender, batch: int, settings: BenchSettings, device: torch.device,
                    decode: bool = True) -> dict[str, Any]:
     """Time one contender at one batch size; returns the JSON row (without the speed-up).
 
     decode=False times the transformer and sampler alone (the codes, without the SAT decoder).
     """
-    g = torch.Generator(device=device).manual_seed(settings.seed)
-    dtype = next(c.fast.model.parameters()).dtype
-    cond = torch.randn(batch, COND_DIM, generator=g, device=device).to(dtype)
-
-    @torch.no_grad()
-    def clip() -> Any:
-        codes = c.fast(cond, g)
-        return c.sat.decode(codes) if decode else codes
-
+    clip = clip_call(c, c.fast, batch, settings, device, decode)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None   # how shared the machine was
     memory = PeakMemory(device)
     memory.reset()
@@ -205,17 +211,8 @@ def paired_over_eager(c: Contender, batch: int, settings: BenchSettings, device:
 
     eager = FastGenerator(c.fast.model, c.fast.quantizer, cfg=settings.cfg, top_k=settings.top_k,
                           top_p=settings.top_p, temperature=settings.temperature)
-    g = torch.Generator(device=device).manual_seed(settings.seed)
-    cond = torch.randn(batch, COND_DIM, generator=g, device=device).to(next(c.fast.model.parameters()).dtype)
-
-    def clip(gen: Any) -> Callable[[], Any]:
-        @torch.no_grad()
-        def run() -> Any:
-            codes = gen(cond, g)
-            return c.sat.decode(codes) if decode else codes
-        return run
-
-    fast_s, eager_s = time_interleaved([clip(c.fast), clip(eager)], device, warmup=1, rounds=rounds)
+    fast_s, eager_s = time_interleaved([clip_call(c, gen, batch, settings, device, decode) for gen in (c.fast, eager)],
+                                       device, warmup=1, rounds=rounds)
     fast_median, eager_median = statistics.median(fast_s), statistics.median(eager_s)
     return dict(paired_rounds=rounds, paired_median_s=fast_median, paired_eager_median_s=eager_median,
                 speedup_over_eager_paired=eager_median / fast_median)
