@@ -36,7 +36,7 @@ def reconstructions(sat, wav, seed: int = 0) -> dict[str, Any]:
 
     with torch.no_grad():
         out = {"round_trip": sat.decode(sat.encode(wav)),
-               "not_quantised": sat.decoder(sat.quantizer.project_out(sat.quantizer.project_in(sat.encode_latent(wav))))}
+               "not_quantised": sat.decode_latent(sat.quantizer.project_in(sat.encode_latent(wav)))}
         if sat.config.codec == "fourier":
             stft = sat.decoder.stft.parts[0]
             spec = stft(wav)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from nextscale.ar.sampling import largest_values, sample_logits, top_p_mask
+from nextscale.ar.sampling import largest_values, nucleus_size, sample_logits
 from nextscale.errors import ConfigError
 
 PROBS = torch.tensor([0.05, 0.5, 0.15, 0.3])   # sorted: 1 (0.5), 3 (0.3), 2 (0.15), 0 (0.05)
@@ -28,8 +28,9 @@ def test_top_k_1_and_temperature_0_are_argmax():
 @pytest.mark.parametrize("p, kept", [(0.4, {1}), (0.75, {1, 3}), (0.9, {1, 2, 3})])
 def test_top_p_keeps_smallest_set_with_mass_at_least_p(p, kept):
     order = LOGITS.argsort(descending=True)
-    mask = top_p_mask(LOGITS[order], p)
-    assert {int(i) for i in order[~mask]} == kept
+    probs = LOGITS[order].softmax(dim=-1)
+    size = int(nucleus_size(probs, probs.cumsum(dim=-1), p))
+    assert {int(i) for i in order[:size]} == kept
     freq = frequencies(LOGITS, top_p=p)
     assert {i for i in range(4) if freq[i] > 0} == kept
     mass = sum(PROBS[i].item() for i in kept)

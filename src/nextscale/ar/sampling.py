@@ -68,13 +68,6 @@ def nucleus_size(probs: Tensor, cdf: Tensor, top_p: float) -> Tensor:
     return torch.searchsorted(cdf - probs, p).clamp(min=1)         # ranks whose mass before them is < top_p
 
 
-def top_p_mask(sorted_logits: Tensor, top_p: float) -> Tensor:
-    """For logits sorted in descending order: True where a token falls outside the nucleus."""
-    probs = sorted_logits.float().softmax(dim=-1)
-    size = nucleus_size(probs, probs.cumsum(dim=-1), top_p)
-    return torch.arange(probs.shape[-1], device=probs.device) >= size
-
-
 def sample_logits(logits: Tensor, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0,
                   generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
     """Sample one token per row of `logits` (..., V) -> LongTensor (...).
