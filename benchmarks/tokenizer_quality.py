@@ -32,7 +32,9 @@ Ogg/Opus file also carries ~870 bytes of headers, 7 kbps on a 1 s clip, so the r
 payload: file bytes minus those of an empty file written alike (the file bitrate is in the JSON too).
 
 Writes OUT/tokenizer_quality_<device>[_recorded].json (machine, versions, settings, per-clip scores)
-and the tables as .md, which are also printed.
+and the tables as .md, which are also printed; `_spectrograms.png` and a listening page, `_listen/index.html`
+(players for one held-out clip per kind through every contender, with its mel distance). Git ignores the
+page: with `--data recorded` it holds excerpts of the packaged recordings.
 """
 from __future__ import annotations
 
@@ -334,14 +336,13 @@ def run_opus(s: Settings, heldout: str, n_eval: int, kinds: dict[str, str], prog
 
 # ---------------------------------------------------------------- report
 
-def plot_examples(heldout: str, n_eval: int, kinds: dict[str, str], work: Path, results: list[dict[str, Any]],
-                  s: Settings, path: Path) -> Path:
-    """Spectrograms a person can check: the first held-out clip of each kind (four clips for synthetic
-    data) as heard through every contender, on the original's colour scale."""
+def example_clips(heldout: str, n_eval: int, kinds: dict[str, str], work: Path, results: list[dict[str, Any]],
+                  s: Settings) -> list[tuple[str, list[Any]]]:
+    """The first held-out clip of each kind (four clips for synthetic data), as (kind, [original, then the clip
+    as heard through every contender in `results`' order]): what the spectrogram grid and the listening page show."""
     import torch
 
     from nextscale.eval.recon_run import iter_clips
-    from nextscale.plots import plot_comparison
     from nextscale.tokenizer.model import SAT
 
     length = int(SAMPLE_RATE * CLIP_SECONDS)
@@ -350,6 +351,8 @@ def plot_examples(heldout: str, n_eval: int, kinds: dict[str, str], work: Path, 
         picked.setdefault(kinds.get(name, f"clip {len(picked)}"), wav[:, :length])
         if not kinds and len(picked) == 4:
             break
+    sats = {r["run"]: SAT.from_pretrained(str(work / r["run"] / "tokenizer")).eval()     # on the CPU
+            for r in results if r["codec"] != "opus"}
     rows = []
     for kind, x in sorted(picked.items()):
         clips = [x]
@@ -358,12 +361,45 @@ def plot_examples(heldout: str, n_eval: int, kinds: dict[str, str], work: Path, 
                 clips.append(torch.from_numpy(opus_decode(opus_encode(x[0].numpy(), SAMPLE_RATE, s.opus_level),
                                                           SAMPLE_RATE, length))[None])
                 continue
-            sat = SAT.from_pretrained(str(work / r["run"] / "tokenizer")).eval()     # on the CPU
+            sat = sats[r["run"]]
             with torch.inference_mode():
                 clips.append(sat.decode(sat.encode(x[None]))[0])
         rows.append((kind, clips))
-    return plot_comparison(rows, ["original", *(r["name"] for r in results)], SAMPLE_RATE, path,
+    return rows
+
+
+def plot_examples(examples: list[tuple[str, list[Any]]], results: list[dict[str, Any]], s: Settings,
+                  path: Path) -> Path:
+    """Spectrograms a person can check: each example through every contender, on the original's colour scale."""
+    from nextscale.plots import plot_comparison
+
+    return plot_comparison(examples, ["original", *(r["name"] for r in results)], SAMPLE_RATE, path,
                            title=f"held-out {s.data} clips through each tokenizer")
+
+
+def write_listening_page(examples: list[tuple[str, list[Any]]], results: list[dict[str, Any]], s: Settings,
+                         spectrograms: Path, out_dir: Path) -> Path:
+    """An HTML page (out_dir/index.html + assets) with a player for each example through every contender, beside
+    its mel distance to the original, and the spectrogram grid: what the table's numbers sound like."""
+    from nextscale.eval.recon import score_pair
+    from nextscale.eval.report import Audio, Image, Section, Table, write_report
+
+    names = ["original", *(r["name"] for r in results)]
+    table = Table([{"tokenizer": r["name"], "kbps": r["kbps"], "mel distance": r["heldout"]["mel_distance"],
+                    **{f"mel {kind}": v["mel_distance"] for kind, v in r["heldout"].get("per_kind", {}).items()}}
+                   for r in results], title="held-out means (the JSON has every clip)")
+    grid = Image(spectrograms, caption="log-mel spectrograms on the original's colour scale")
+    sections = [Section("Scores", [table, grid])]
+    for kind, clips in examples:
+        original = clips[0]
+        items = []
+        for name, wav in zip(names, clips):
+            mel = None if wav is original else score_pair(original, wav, SAMPLE_RATE)["mel_distance"]
+            caption = "" if mel is None else f"mel distance {mel:.3f}"
+            items.append(Audio(name, wav=wav[0], sample_rate=SAMPLE_RATE, caption=caption, spectrogram=False))
+        sections.append(Section(kind, items, text=f"the first held-out {s.data} clip of this kind, 1 s at 24 kHz"))
+    budget = f"{s.steps} steps" if s.steps else f"{s.seconds:.0f} s of training"
+    return write_report(out_dir, f"Tokenizers vs Opus: held-out {s.data} clips ({budget} per tokenizer)", sections)
 
 
 def _fmt(value: Any, spec: str, missing: str = "–") -> str:
@@ -430,12 +466,15 @@ def run_benchmark(s: Settings, out: Path, runs: Path | None = None, progress: bo
             results.append(run_opus(s, heldout, n_eval, kinds, progress))
         name = f"tokenizer_quality_{device.type}{'_recorded' if s.data == 'recorded' else ''}"
         out.mkdir(parents=True, exist_ok=True)
-        spectrograms = plot_examples(heldout, n_eval, kinds, work, results, s, out / f"{name}_spectrograms.png")
+        examples = example_clips(heldout, n_eval, kinds, work, results, s)
+        spectrograms = plot_examples(examples, results, s, out / f"{name}_spectrograms.png")
+        page = write_listening_page(examples, results, s, spectrograms, out / f"{name}_listen")
     report = {"benchmark": "tokenizer_quality", "machine": {"device": device.type, **machine_info(device)},
               "versions": versions() | {"soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__},
               "settings": dataclasses.asdict(s) | {"timing_threads": 1}, "eval_seed": EVAL_SEED,
               "heldout": "synth" if s.data == "synth" else str(Path(s.recorded) / "heldout.csv"), "results": results,
-              "skipped": skipped, "spectrograms": spectrograms.name}
+              "skipped": skipped, "spectrograms": spectrograms.name,
+              "listening_page": page.relative_to(out).as_posix()}
     atomic_write_json(out / f"{name}.json", report)
     table = markdown_table(report)
     (out / f"{name}.md").write_text(table)

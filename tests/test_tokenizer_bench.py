@@ -5,6 +5,8 @@ import csv
 import dataclasses
 import json
 import math
+import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,53 @@ def test_spectrogram_grid_is_written_and_named_in_the_json(report):
     out, r = report
     png = out / r["spectrograms"]
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+CARD = re.compile(r"<div class='card'><b>([^<]+)</b><audio controls preload='none' src='([^']+)'></audio>"
+                  r"(?:<div class='caption'>mel distance ([0-9.]+)</div>)?</div>")
+
+
+def test_listening_page_plays_each_example_through_every_contender(report):
+    import soundfile as sf
+
+    out, r = report
+    page = out / r["listening_page"]
+    text = page.read_text()
+    names = ["original", *(x["name"] for x in r["results"])]
+    cards = CARD.findall(text)
+    assert [unescape(label) for label, _, _ in cards] == names * 2     # both held-out synthetic clips (n_eval 2)
+    for label, src, caption in cards:
+        wav, rate = sf.read(page.parent / src, dtype="float32")
+        assert rate == 24000 and wav.shape == (24000,), label
+        assert (caption == "") == (label == "original"), label
+    assert re.search(r"<img src='assets/[^']+\.png'", text)          # the spectrogram grid
+
+
+def test_listening_page_captions_and_files_match_the_clips(tmp_path):
+    """Each caption is the clip's mel distance to its original (recomputed here), each file the clip itself
+    within 16-bit rounding."""
+    import soundfile as sf
+    import torch
+
+    from nextscale.eval.recon import mel_distance
+
+    bench = _load_benchmark()
+    t = torch.arange(24000) / 24000
+    tone = 0.3 * torch.sin(2 * torch.pi * 440 * t)[None]
+    heard = [0.5 * tone, tone + 0.05 * torch.randn(1, 24000, generator=torch.Generator().manual_seed(0))]
+    results = [{"name": "half level", "kbps": 1.0, "heldout": {"mel_distance": 0.7}},
+               {"name": "noisy", "kbps": 2.0, "heldout": {"mel_distance": 1.2}}]
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"\x89PNG\r\n\x1a\n")
+    page = bench.write_listening_page([("tone", [tone, *heard])], results, bench.Settings(), grid, tmp_path / "listen")
+    cards = CARD.findall(page.read_text())
+    assert [label for label, _, _ in cards] == ["original", "half level", "noisy"]
+    for (label, src, caption), clip in zip(cards, [tone, *heard]):
+        wav, _ = sf.read(page.parent / src, dtype="float32")
+        assert np.abs(wav - clip[0].numpy()).max() <= 1 / 32768, label
+        if label != "original":
+            assert float(caption) == pytest.approx(float(mel_distance(tone, clip, 24000)), abs=5e-4), label
+    assert float(cards[1][2]) != float(cards[2][2])
 
 
 def test_markdown_table_has_one_row_per_contender(report):
