@@ -397,7 +397,8 @@ def write_listening_page(examples: list[tuple[str, list[Any]]], results: list[di
             mel = None if wav is original else score_pair(original, wav, SAMPLE_RATE)["mel_distance"]
             caption = "" if mel is None else f"mel distance {mel:.3f}"
             items.append(Audio(name, wav=wav[0], sample_rate=SAMPLE_RATE, caption=caption, spectrogram=False))
-        sections.append(Section(kind, items, text=f"the first held-out {s.data} clip of this kind, 1 s at 24 kHz"))
+        what = "the first held-out clip of this kind" if s.data == "recorded" else "a held-out synthetic clip"
+        sections.append(Section(kind, items, text=f"{what}, 1 s at 24 kHz"))
     budget = f"{s.steps} steps" if s.steps else f"{s.seconds:.0f} s of training"
     return write_report(out_dir, f"Tokenizers vs Opus: held-out {s.data} clips ({budget} per tokenizer)", sections)
 
