@@ -168,4 +168,6 @@ def main(demo: Path = typer.Argument(None, help="a finished `nextscale demo` fol
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from nextscale.cli import run_script
+
+    run_script(main)

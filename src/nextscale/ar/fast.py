@@ -17,8 +17,8 @@ that never reads a tensor on the host; `codes`). `FastGenerator` runs that loop 
   bit for bit when the compiled graph computes the logits bit for bit (backend "aot_eager"). Inductor
   fuses and reorders float32 arithmetic: logits differ by ~1e-8, and a near tie in the sampler (two
   logits within that of each other swap ranks, or the draw sits on a cdf boundary) can pick another
-  token, after which the clips part. Measured: the tiny AAR's tokens equal eager's (tests); a random-weight tiny next-token model
-  (455 steps, flat logits) parted at token 428;
+  token, after which the clips part. Measured: the tiny AAR's tokens equal eager's (tests); a random-weight
+  tiny next-token model (455 steps, flat logits) parted at token 428;
 - capture the whole generation — setup, every step, sampling — as one CUDA graph (`cuda_graph=True`),
   replayed for each new condition copied into a static buffer. Random numbers stay reproducible: the
   generator is registered with the graph (graph-safe Philox), so seeding it before a call fixes the
