@@ -70,4 +70,6 @@ def main(demo: Path = typer.Argument(..., help="a finished `nextscale demo` outp
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from nextscale.cli import run_script
+
+    run_script(main)

@@ -215,4 +215,6 @@ def _demo_generated(demo: Path) -> float | None:
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from nextscale.cli import run_script
+
+    run_script(main)

@@ -74,25 +74,23 @@ def main(device: str = typer.Option("cpu", help="cpu or cuda"),
 
     from nextscale.bench.paper import PaperRun
     from nextscale.bench.paper_table import write_listening_page
-    from nextscale.errors import NextscaleError
 
     if threads:
         torch.set_num_threads(threads)
-    try:
-        run = PaperRun(out or Path(__file__).resolve().parent / "runs" / f"paper_{budget}", budget=budget,
-                       device=device, progress=progress, recorded=recorded)
-        path = results / f"paper_claims_{budget}_{device}.json"
-        if not run.recorded_manifests():
-            print(f"no recorded corpus at {recorded}: the per-audio-type comparison is skipped "
-                  "(python benchmarks/recorded_corpus.py builds it)")
-        run.run(after_stage=lambda r: write_results(r, path))
-        write_results(run, path)
-        page = write_listening_page(run)
-        spectrogram_grid(run, results / f"paper_claims_{budget}_{device}_spectrograms.png")
-    except NextscaleError as e:
-        raise SystemExit(f"error: {e}") from None
+    run = PaperRun(out or Path(__file__).resolve().parent / "runs" / f"paper_{budget}", budget=budget,
+                   device=device, progress=progress, recorded=recorded)
+    path = results / f"paper_claims_{budget}_{device}.json"
+    if not run.recorded_manifests():
+        print(f"no recorded corpus at {recorded}: the per-audio-type comparison is skipped "
+              "(python benchmarks/recorded_corpus.py builds it)")
+    run.run(after_stage=lambda r: write_results(r, path))
+    write_results(run, path)
+    page = write_listening_page(run)
+    spectrogram_grid(run, results / f"paper_claims_{budget}_{device}_spectrograms.png")
     print(f"wrote {path} and {path.with_suffix('.md')}; listening page {page}")
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from nextscale.cli import run_script
+
+    run_script(main)

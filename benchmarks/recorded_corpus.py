@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from nextscale.errors import DataError
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "recorded"
 SAMPLE_RATE = 24000
 CLIP_SECONDS = 1.0
@@ -45,7 +47,7 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {      # kind -> (package, au
 }
 
 
-class CorpusError(Exception):
+class CorpusError(DataError):
     """A problem the user must fix (no package could be installed, nothing usable was found)."""
 
 
@@ -272,8 +274,6 @@ def main(out: Path = typer.Option(DEFAULT_OUT, help="corpus folder"),
 
 
 if __name__ == "__main__":
-    try:
-        typer.run(main)
-    except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from nextscale.cli import run_script
+
+    run_script(main)

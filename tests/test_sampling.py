@@ -52,7 +52,8 @@ def test_temperature_matches_closed_form():
         assert torch.allclose(frequencies(logits, temperature=temp), want, atol=0.015)
 
 
-@pytest.mark.parametrize("shape, k", [((5, 1000), 20), ((3, 4, 64), 64), ((1, 7), 1), ((40, 1024), 200), ((2, 20, 50), 1)])
+@pytest.mark.parametrize("shape, k", [((5, 1000), 20), ((3, 4, 64), 64), ((1, 7), 1), ((40, 1024), 200), ((2, 20, 50), 1),
+                                     ((1, 20, 1024), 200), ((24, 4096), 200)])
 def test_largest_values_equal_topk_values(shape, k):
     x = torch.randn(shape)
     assert torch.equal(largest_values(x, k), x.topk(k, dim=-1).values)
@@ -60,8 +61,9 @@ def test_largest_values_equal_topk_values(shape, k):
     assert torch.equal(largest_values(columns, k), columns.topk(k, dim=-1).values)
 
 
-def test_largest_values_compiles_without_graph_break():
-    x = torch.randn(6, 300)
+@pytest.mark.parametrize("rows", [6, 40])     # through `topk` and through numpy's sort
+def test_largest_values_compiles_without_graph_break(rows):
+    x = torch.randn(rows, 300)
     f = torch.compile(lambda t: largest_values(t * 2, 30), backend="aot_eager", fullgraph=True)
     assert torch.equal(f(x), (x * 2).topk(30, dim=-1).values)
 

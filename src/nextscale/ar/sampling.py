@@ -6,8 +6,9 @@ published AAR do) to the value a uniform draw lands on, then takes the token tha
 (the n-th of several equal logits for the n-th of their ranks, so ties keep their own shares).
 Values only is what makes it cheap on a CPU: numpy's vectorised sort orders 455 rows of 1024 logits
 in ~3 ms on one thread where `torch.topk` (values and indices) takes ~8 ms, and a tiny AAR spends
-about a quarter of a generation in its sampler. `largest_values` is a custom op in a compiled graph,
-so compiled generation calls numpy without a graph break. Without top-k and top-p nothing is sorted.
+about a quarter of a generation in its sampler. `largest_values` is an operator of its own in a
+compiled graph (`nextscale::largest_values`), so compiled generation calls numpy without a graph
+break. Without top-k and top-p nothing is sorted.
 
 The only random draw is one uniform per row (`uniform_noise`; `noise_width` gives the shape in
 advance). A caller may draw it itself and pass it as `noise`: that is how the compiled generation
@@ -26,26 +27,35 @@ from ..errors import ConfigError
 def largest_values(x: Tensor, k: int) -> Tensor:
     """The k largest values of each row of `x` (..., V) in descending order, (..., k); values only.
 
-    Eager calls run the implementation directly: the custom op's dispatch costs ~40 us a call, more than
-    sorting one row; a compiled graph calls the op."""
-    return _largest_values_op(x, k) if torch.compiler.is_compiling() else _largest_values(x, k)
+    Eager calls run the implementation directly (a dispatcher round trip costs a few microseconds more);
+    a compiled graph calls the op."""
+    return torch.ops.nextscale.largest_values(x, k) if torch.compiler.is_compiling() else _largest_values(x, k)
 
 
-SORT_ROWS = 32   # from this many rows on, numpy's sort beats `topk` on a CPU (16 rows: 95 vs 71 us; 32: 214 vs 460)
+# When numpy's full sort beats `topk` on a CPU (one thread, top 200 of 1024: 16 rows 98 vs 63 us, 24 rows 143 vs
+# 196, 32 rows 193 vs 435; `topk` slows sharply from ~20 rows on). Rows of 4096 are level or faster through `topk`.
+SORT_ROWS = 20
+SORT_MAX_VOCAB = 2048
 
 
 def _largest_values(x: Tensor, k: int) -> Tensor:
     rows = x.numel() // max(x.shape[-1], 1)
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rows >= SORT_ROWS:
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rows >= SORT_ROWS
+            and x.shape[-1] <= SORT_MAX_VOCAB):
         ascending = np.sort(x.detach().contiguous().numpy(), axis=-1)
         return torch.from_numpy(ascending[..., :-k - 1:-1].copy())
     return x.topk(k, dim=-1).values
 
 
-_largest_values_op = torch.library.custom_op("nextscale::largest_values", _largest_values, mutates_args=())
+# Registered through the plain operator library rather than `torch.library.custom_op`: inference only, so no
+# autograd or aliasing checks, and a call from a compiled graph costs ~2 us more than a direct one where the
+# custom-op wrapper cost 20-140 us (16 calls in a tiny AAR's 19 ms generation).
+_LIBRARY = torch.library.Library("nextscale", "DEF")
+_LIBRARY.define("largest_values(Tensor x, int k) -> Tensor")
+_LIBRARY.impl("largest_values", _largest_values, "CompositeExplicitAutograd")
 
 
-@_largest_values_op.register_fake
+@torch.library.register_fake("nextscale::largest_values")
 def _largest_values_shape(x: Tensor, k: int) -> Tensor:
     return x.new_empty((*x.shape[:-1], k))
 
