@@ -85,7 +85,7 @@ def test_encoder_sees_phase_and_decoder_output_depends_on_the_latent():
     assert a.shape == (1, 800) and not torch.allclose(a, b)
 
 
-@pytest.mark.parametrize("phase", ["direct", "partials"])
+@pytest.mark.parametrize("phase", ["direct", "partials", "framewise"])
 def test_tiny_fourier_sat_lowers_mel_loss_by_40_percent(tmp_path, phase):
     rows = train_tiny(tmp_path, {"fourier_phase": phase})
     first, last = rows[0]["mel"], rows[-1]["mel"]
@@ -173,6 +173,24 @@ def test_centred_phase_gives_back_a_steady_tone_at_its_level_where_cumulative_lo
         levels[phase] = 10 * math.log10(out[..., inner].square().mean() / tone[..., inner].square().mean())
     assert abs(levels["centred"]) < 0.05, levels
     assert levels["cumulative"] < -6.0, levels
+
+
+@pytest.mark.parametrize("delay", [0, 100, -37])
+def test_framewise_phase_makes_each_frame_symmetric_about_its_centre_plus_a_linear_tilts_delay(delay):
+    """Framewise phase with a flat magnitude: a head phase of -2 pi k d / N makes every frame an impulse
+    d samples after the window's centre, i.e. a frame symmetric about (N - 1) / 2 + d (circularly); d = 0 is
+    what an untrained head gives. Checked on the frames' own inverse DFT, frame by frame (no overlap-add)."""
+    n_fft = 256
+    dec = FourierDecoder(n_fft, 64, width=8, layers=1, mlp_ratio=1.0, dimension=4, phase="framewise").double()
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[None, :, None]
+    head_phase = (-2 * math.pi * k * delay / n_fft).expand(1, -1, 3)              # three frames, same tilt
+    frames = torch.fft.irfft(torch.polar(torch.ones_like(head_phase), dec.phase_of(head_phase)), n=n_fft, dim=1)
+    n = torch.arange(n_fft)
+    mirrored = (2 * delay + n_fft - 1 - n) % n_fft                                   # reflection about centre + d
+    torch.testing.assert_close(frames, frames[:, mirrored], atol=1e-6, rtol=0)      # float32 centre phases
+    assert int(frames[0, :, 0].argmax()) in {(n_fft // 2 - 1 + delay) % n_fft, (n_fft // 2 + delay) % n_fft}
+    # the phase is the frame's own: frames do not accumulate one another's (unlike cumulative / centred)
+    torch.testing.assert_close(frames[..., 0], frames[..., 2], atol=1e-12, rtol=0)
 
 
 def test_two_resolution_stft_stacks_bins_and_its_inverse_sums_the_exact_inverses():

@@ -55,7 +55,7 @@ class SATConfig:
     convnext_width: int = 256
     convnext_layers: int = 4
     convnext_mlp_ratio: float = 3.0
-    fourier_phase: Literal["direct", "cumulative", "centred", "partials"] = "direct"   # see FourierDecoder
+    fourier_phase: Literal["direct", "cumulative", "centred", "partials", "framewise"] = "direct"   # see FourierDecoder
     fourier_encoder_phase: bool = False      # the encoder also sees each bin's phase (see FourierEncoder)
     fourier_encoder_if: bool = False         # ... or each bin's phase advance off its centre (see FourierEncoder)
     fourier_encoder_pitch: bool = False      # ... or the input's estimated pitch, as a bump over the pitch grid
