@@ -176,7 +176,7 @@ def test_centred_phase_gives_back_a_steady_tone_at_its_level_where_cumulative_lo
 
 
 @pytest.mark.parametrize("delay", [0, 100, -37])
-def test_framewise_phase_makes_each_frame_symmetric_about_its_centre_plus_a_linear_tilts_delay(delay):
+def test_framewise_phase_makes_each_frame_symmetric_about_its_centre_shifted_by_a_linear_tilt(delay):
     """Framewise phase with a flat magnitude: a head phase of -2 pi k d / N makes every frame an impulse
     d samples after the window's centre, i.e. a frame symmetric about (N - 1) / 2 + d (circularly); d = 0 is
     what an untrained head gives. Checked on the frames' own inverse DFT, frame by frame (no overlap-add)."""

@@ -52,8 +52,8 @@ def test_temperature_matches_closed_form():
         assert torch.allclose(frequencies(logits, temperature=temp), want, atol=0.015)
 
 
-@pytest.mark.parametrize("shape, k", [((5, 1000), 20), ((3, 4, 64), 64), ((1, 7), 1), ((40, 1024), 200), ((2, 20, 50), 1),
-                                     ((1, 20, 1024), 200), ((24, 4096), 200)])
+@pytest.mark.parametrize("shape, k", [((5, 1000), 20), ((3, 4, 64), 64), ((1, 7), 1), ((40, 1024), 200),
+                                     ((2, 20, 50), 1), ((1, 20, 1024), 200), ((24, 4096), 200)])
 def test_largest_values_equal_topk_values(shape, k):
     x = torch.randn(shape)
     assert torch.equal(largest_values(x, k), x.topk(k, dim=-1).values)
