@@ -24,6 +24,7 @@ def test_typer_scripts_run_through_run_script(script):
 @pytest.mark.parametrize("args, message", [
     (["demo_sampling.py", "{tmp}"], "not a finished demo folder"),
     (["recorded_corpus.py", "--out", "{tmp}", "--kinds", "podcasts"], "--kinds: unknown podcasts"),
+    (["mel_anatomy.py", "--out", "{tmp}"], "mel_anatomy: give a demo folder, or both --model and --manifest"),
 ])
 def test_user_error_is_one_line_with_exit_2(tmp_path, args, message):
     command = [sys.executable, str(BENCHMARKS / args[0])] + [a.format(tmp=tmp_path) for a in args[1:]]
