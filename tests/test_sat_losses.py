@@ -338,3 +338,37 @@ def test_frame_energy_term_prices_a_level_error_by_its_log_ratio():
         wav, SATOutput(0.5 * wav, [], torch.tensor(0.0), None, None))
     assert terms["energy"].item() == pytest.approx(math.log(4.0), rel=1e-3)
     assert terms["total"].item() == pytest.approx((0.1 * terms["time"] + terms["mel"] + 5 * terms["energy"]).item(), rel=1e-6)
+
+
+def test_magnitude_matches_complex_abs_forward_and_backward_with_zero_gradient_at_zero():
+    from nextscale.tokenizer.mel import magnitude
+
+    gen = torch.Generator().manual_seed(0)
+    spec = torch.complex(torch.randn(3, 17, 9, generator=gen, dtype=torch.float64),
+                         torch.randn(3, 17, 9, generator=gen, dtype=torch.float64))
+    spec[0, 0, :4] = 0                                       # silent bins (digital silence in a clip)
+    weights = torch.rand(3, 17, 9, generator=gen, dtype=torch.float64)
+    grads = []
+    for fn in (torch.abs, magnitude):
+        leaf = spec.clone().requires_grad_()
+        value = fn(leaf)
+        (value * weights).sum().backward()
+        grads.append((value.detach(), leaf.grad))
+    (ref, ref_grad), (got, got_grad) = grads
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(got_grad, ref_grad, rtol=1e-12, atol=1e-15)
+    assert torch.all(got_grad[0, 0, :4] == 0) and torch.isfinite(got_grad).all()
+    assert torch.autograd.gradcheck(magnitude, (spec[1:].clone().requires_grad_(),))
+    real = torch.randn(4, dtype=torch.float64)
+    torch.testing.assert_close(magnitude(real), real.abs())    # a real input is its plain abs
+
+
+def test_compress_is_the_floored_power_with_its_gradient():
+    from nextscale.tokenizer.losses import compress
+
+    x = torch.tensor([0.0, 1e-12, 1e-3, 0.5, 2.0, 300.0], dtype=torch.float64, requires_grad=True)
+    compress(x, 0.3).sum().backward()
+    floored = x.detach().clamp_min(1e-8)
+    torch.testing.assert_close(compress(x.detach(), 0.3), floored ** 0.3, rtol=1e-12, atol=0)
+    expected_grad = torch.where(x.detach() >= 1e-8, 0.3 * floored ** -0.7, torch.zeros_like(floored))
+    torch.testing.assert_close(x.grad, expected_grad, rtol=1e-12, atol=0)

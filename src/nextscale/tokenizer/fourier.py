@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .mel import magnitude
 
 
 def check_framing(n_fft: int, hop: int) -> None:
@@ -202,10 +203,10 @@ class FourierEncoder(nn.Module):
         """(B, 1, S) -> (B, channels x bins (+ pitch classes), T): scaled log-magnitudes, then the optional phase
         channels and pitch bump."""
         spec = self.stft(wav)
-        magnitude = spec.abs()
-        features = (magnitude.clamp(min=1e-5).log() - self.log_center) / self.log_scale
+        level = magnitude(spec)
+        features = (level.clamp(min=1e-5).log() - self.log_center) / self.log_scale
         if self.phase:
-            unit = spec / magnitude.clamp(min=1e-5)
+            unit = spec / level.clamp(min=1e-5)
             features = torch.cat([features, unit.real, unit.imag], dim=1)
         if self.instantaneous_frequency:
             deviation = frequency_deviation(spec, self.stft.bin_advance().to(spec.device))
@@ -214,7 +215,7 @@ class FourierEncoder(nn.Module):
             from .harmonic import estimate_pitch, pitch_bump
 
             first = self.stft.bins[0]
-            f0, confidence = estimate_pitch(magnitude[:, :first], self.sample_rate, self.stft.parts[0].n_fft)
+            f0, confidence = estimate_pitch(level[:, :first], self.sample_rate, self.stft.parts[0].n_fft)
             features = torch.cat([features, pitch_bump(f0.log2()) * confidence[:, None]], dim=1)
         return features
 
