@@ -52,6 +52,7 @@ def test_smoke_demo_writes_every_artefact(smoke):
     assert all(_finite(v) for v in summary["reconstruction"].values())
     assert {"next_scale", "next_token_scale", "next_token_rvq"} <= set(summary["speed"])
     assert summary["speed"]["next_scale"]["steps"] < summary["speed"]["next_token_scale"]["steps"]
+    assert summary["machine"]["cpu_cores_usable"] >= 1 and isinstance(summary["machine"]["cpu_native_bf16"], bool)
     # audio: one generated clip per class (smoke: 1 sample each), random-token floor, previews, curves
     generated = sorted((out / "samples" / "generated").glob("*.wav"))
     assert len(generated) == classes

@@ -17,6 +17,7 @@ from nextscale.bench.measure import count_flops, known_peak_flops
 from nextscale.bench.suite import BUDGETS, SCOPES, check_request, run_suite
 from nextscale.bench.suite_table import derived, markdown
 from nextscale.errors import ConfigError
+from nextscale.runtime import cpu_has_native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ("generation/tiny/next_scale/", "codec/sat-fourier-tiny/", "train_ar/", "train_sat/sat-fourier-tiny/")
@@ -57,6 +58,8 @@ def test_quick_run_has_every_section(quick_run):
     assert not [k for k, r in report["rows"].items() if "error" in r]
     m = report["machine"]
     assert m["cpu"] and m["torch_threads"] == 1 and m["peak_flops"] is None          # CPU: MFU unknown, not made up
+    assert m["cpu_capability"] in {"DEFAULT", "VSX", "Z VECTOR", "NO AVX", "AVX2", "AVX512", "SVE256", "SVE128"}
+    assert m["cpu_native_bf16"] == cpu_has_native_bf16()      # what tells two VMs with the same CPU name apart
     assert report["versions"]["torch"] == torch.__version__ and report["settings"]["budget"] == "smoke"
     gen = report["rows"]["generation/tiny/next_scale/b1/eager/end_to_end"]
     assert gen["steps"] == 16 and gen["median_s"] > 0 and gen["weight_floor_s"] is None

@@ -445,6 +445,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[Demo], dict[str, Any]]] = {
 # ---------------------------------------------------------------------- report and summary
 def summarize(demo: Demo, page: Path) -> dict[str, Any]:
     """The numbers a person wants first, JSON-able (also written to OUT/summary.json)."""
+    from .bench.measure import machine_info
     from .eval.recon import PAIR_METRICS
 
     ev = demo.results["evaluate"]
@@ -452,6 +453,7 @@ def summarize(demo: Demo, page: Path) -> dict[str, Any]:
     ns = speed.get("next_scale", {})
     return {
         "report": str(page), "preset": demo.preset.name, "device": demo.device,
+        "machine": machine_info(torch.device(demo.device)),   # the budgets buy steps: which machine bought them
         "stage_seconds": demo.stage_seconds(), "total_seconds": sum(demo.stage_seconds().values()),
         "classes": len(demo.results["corpus"]["classes"]),
         "class_accuracy": {"generated": ev["generated"]["accuracy_generated"], "real_heldout": ev["generated"]["accuracy_real"],

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..runtime import cpu_has_native_bf16
+
 # Peak memory bandwidth (bytes/s) of GPUs whose figure is published, matched against
 # torch.cuda.get_device_name(); the first matching substring wins, so specific names come first.
 KNOWN_BANDWIDTH: list[tuple[str, float]] = [
@@ -240,6 +242,9 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         usable = os.cpu_count()
     info: dict[str, Any] = {
         "cpu": cpu_model(),
+        # two VMs can both say "AMD EPYC" and train at 2x apart: the vector unit and native bf16 tell them apart
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": usable,
         "torch_threads": torch.get_num_threads(),
