@@ -8,7 +8,9 @@ For every held-out clip, the mel distance of the eval metric (`eval.recon.mel_di
 - the round trip (encode -> decode);
 - the codec without MSRQ (encoder -> project_in -> project_out -> decoder): what the codes cost is the gap;
 - for a Fourier codec, the clip's true STFT magnitudes (the codec's own frames) with uniform random phases: what a
-  perfect magnitude with no phase at all would score.
+  perfect magnitude with no phase at all would score; and the round trip's magnitudes and phases (the STFT of its
+  output at the same frames) each joined with the input's other half: is the decoder's phase or its magnitude
+  what costs the distance.
 
 Then, at the coarsest and finest resolution, how much of the round trip's distance lies in the log-mel cells near each
 clip's peak and in the quiet ones (> 40 / 80 dB under it), and whether it is too loud or too quiet there; and the share
@@ -27,6 +29,7 @@ import typer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FLOOR = 1e-5                       # the metric's log-mel floor (tokenizer.mel.log_mel_spectrogram)
+SWAPS = ("true_magnitude_random_phase", "true_magnitude_decoded_phase", "decoded_magnitude_true_phase")  # Fourier codecs
 BANDS = {"loud": (0.0, 40.0), "mid": (40.0, 80.0), "quiet": (80.0, math.inf)}   # dB under each clip's peak
 
 
@@ -39,9 +42,13 @@ def reconstructions(sat, wav, seed: int = 0) -> dict[str, Any]:
                "not_quantised": sat.decode_latent(sat.quantizer.project_in(sat.encode_latent(wav)))}
         if sat.config.codec == "fourier":
             stft = sat.decoder.stft.parts[0]
-            spec = stft(wav)
+            spec, decoded = stft(wav), stft(out["round_trip"][..., : wav.shape[-1]])
             phase = torch.rand(spec.shape, generator=torch.Generator().manual_seed(seed)) * 2 * math.pi
             out["true_magnitude_random_phase"] = stft.inverse(torch.polar(spec.abs(), phase))
+            # the round trip's magnitudes and phases (its own codec frames) each with the input's other half:
+            # which of the two its distance comes from
+            out["true_magnitude_decoded_phase"] = stft.inverse(torch.polar(spec.abs(), decoded.angle()))
+            out["decoded_magnitude_true_phase"] = stft.inverse(torch.polar(decoded.abs(), spec.angle()))
     return {k: v[..., : wav.shape[-1]] for k, v in out.items()}
 
 
@@ -161,7 +168,7 @@ def main(demo: Path = typer.Argument(None, help="a finished `nextscale demo` fol
     atomic_write_json(out / "mel_anatomy_cpu.json", {
         "benchmark": "mel_anatomy", "model": str(model), "manifest": str(manifest), "clips": len(clips),
         "machine": machine_info(torch.device("cpu")), "versions": versions(), **result, "spectrograms": png.name})
-    for name in ("round_trip", "not_quantised", "true_magnitude_random_phase"):
+    for name in ("round_trip", "not_quantised", *SWAPS):
         if name in result:
             print(f"{name}: mel distance {result[name]['mel_distance']:.3f}")
     print(f"wrote {out / 'mel_anatomy_cpu.json'} and {png}")
