@@ -42,14 +42,14 @@ class _Magnitude(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: torch.Tensor) -> torch.Tensor:
-        magnitude = torch.hypot(spec.real, spec.imag)
-        ctx.save_for_backward(spec, magnitude)
-        return magnitude
+        level = torch.hypot(spec.real, spec.imag)
+        ctx.save_for_backward(spec, level)
+        return level
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        spec, magnitude = ctx.saved_tensors
-        scale = torch.where(magnitude > 0, grad / magnitude, torch.zeros_like(grad))
+        spec, level = ctx.saved_tensors
+        scale = torch.where(level > 0, grad / level, torch.zeros_like(grad))
         return torch.complex(spec.real * scale, spec.imag * scale)
 
 
