@@ -1,5 +1,4 @@
-"""bf16 autocast on CPU: only when asked for (CPU 'auto' stays fp32), and a Fourier SAT still trains under it; where a
-CPU trains in fp32, the demo's narrower, longer-trained SAT."""
+"""bf16 autocast on CPU: only when asked for (CPU 'auto' stays fp32), and a Fourier SAT still trains under it."""
 from __future__ import annotations
 
 import torch
@@ -47,26 +46,3 @@ def test_the_demo_trains_under_bf16_only_on_a_cpu_that_multiplies_it_natively(mo
         assert demo.training_precision("cuda") == "auto"          # CUDA's auto is bf16 already
         assert demo.train_section(10, 4, "cpu", False, precision=demo.training_precision("cpu"))["precision"] == \
             ("bf16" if native else "auto")
-
-
-def test_a_cpu_that_trains_in_fp32_gets_the_default_presets_narrower_sat_for_more_steps(monkeypatch, tmp_path):
-    from nextscale import demo, runtime
-    from nextscale.config import read_yaml
-    from nextscale.train.tokenizer import load_sat_train_config
-
-    recipe_width = read_yaml(demo.SAT_CONFIG)["model"]["convnext_width"]
-    p = demo.PRESETS["default"]
-    assert p.fp32_sat_model["convnext_width"] < recipe_width and p.fp32_sat_steps > p.sat_steps
-    for native, width, floor in ((True, recipe_width, p.sat_steps), (False, p.fp32_sat_model["convnext_width"],
-                                                                     p.fp32_sat_steps)):
-        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
-        cfg = load_sat_train_config(demo.tokenizer_stage_config(demo.Demo(tmp_path / str(native), "default")))
-        assert (cfg.model.convnext_width, cfg.train.steps) == (width, floor)
-        assert cfg.optim.warmup_steps == floor // 20 and cfg.train.time_budget_s == p.sat_seconds  # same minutes
-        on_gpu = demo.tokenizer_stage_config(demo.Demo(tmp_path / "gpu", "default", device="cuda"))
-        assert (on_gpu["model"]["convnext_width"], on_gpu["train"]["steps"]) == (recipe_width, p.sat_steps)
-        smoke = demo.fp32_sat_sizes(demo.PRESETS["smoke"], "cpu")       # a preset without fp32 sizes keeps its own
-        assert smoke == (demo.PRESETS["smoke"].sat_model, demo.PRESETS["smoke"].sat_steps)
-        fixed = demo.tokenizer_stage_config(demo.Demo(tmp_path / "fixed", "default"), steps=300)  # the recipe bench
-        assert (fixed["model"]["convnext_width"], fixed["train"]["steps"], fixed["train"]["time_budget_s"]) == \
-            (width, 300, 0.0)

@@ -11,12 +11,12 @@ def _load():
 
 
 def test_demo_base_is_the_demo_stage_with_the_variant_steps_and_overrides(tmp_path):
-    from nextscale.demo import PRESETS, Demo, fp32_sat_sizes, tokenizer_stage_config
+    from nextscale.demo import PRESETS, Demo, tokenizer_stage_config
     from nextscale.train.tokenizer import load_sat_train_config
 
     bench = _load()
     demo = load_sat_train_config(tokenizer_stage_config(Demo(tmp_path, "default", progress=False)))
-    steps = fp32_sat_sizes(PRESETS["default"], "cpu")[1]        # this machine's floor (fp32 CPUs: more, narrower steps)
+    steps = PRESETS["default"].sat_steps
     same = load_sat_train_config(bench.train_config([], steps, "cpu", bench.demo_base()))
     assert same.model == demo.model and same.loss == demo.loss and same.optim == demo.optim and same.data == demo.data
     assert same.train.batch_size == demo.train.batch_size and same.train.steps == demo.train.steps

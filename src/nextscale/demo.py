@@ -65,11 +65,6 @@ class DemoPreset(RunSizes):
     # model in the same minutes, a slower one keeps the preset's quality and takes longer.
     sat_seconds: float = 0.0
     ar_seconds: float = 0.0
-    # Where the SAT trains in fp32 on a CPU (no native bf16: `training_precision`), its matmuls are most of a step
-    # and a narrower model buys more steps in the same minutes: these model overrides, for at least fp32_sat_steps
-    # (0: the preset's model and floor everywhere). `fp32_sat_sizes` applies them.
-    fp32_sat_model: dict = dataclasses.field(default_factory=dict)
-    fp32_sat_steps: int = 0
 
 
 PRESETS = {
@@ -81,12 +76,7 @@ PRESETS = {
     # benchmarks/ar_recipe.py, results/ar_recipe_demo_cpu.json); aar-synth's per-scale loss weighting added ~10 points
     "default": DemoPreset("default", n_train=2400, n_heldout=240, sat_steps=1000, sat_batch=8, ar_steps=1200,
                           ar_batch=16, classifier_steps=400, classifier_n=1200, samples_per_class=8,
-                          sat_seconds=480.0, ar_seconds=270.0,
-                          # fp32 (an AVX2-only VM): a width-128 step is 1.37-1.46x cheaper; in the time of 1000 width-256
-                          # steps, 1470 of them gave round trip 87.5 / 89.2 % vs 85.4 / 85.8, FAD 58.7 / 62.4 vs 69.7 / 65.1,
-                          # mel 1.050 / 1.078 vs 1.093 / 1.072 (two seeds; tokenizer_recipe_demo_cpu.json round 17; per step
-                          # it is worse). Where bf16 is native the width-256 model met the targets and stays
-                          fp32_sat_model={"convnext_width": 128}, fp32_sat_steps=1450),
+                          sat_seconds=480.0, ar_seconds=270.0),
     # what the shipped nextscale-synth-small model is trained with (~1 h on 2 CPU cores); batch 8 as in
     # `default`, and twice the clips and AR steps of its first version (AR 3000 steps: 69 % generated)
     # scale 1 (4 tokens: which way a chirp goes) 4/11 of the AR loss: 89.2 % generated (FAD 134) against 85.0 % (139)
@@ -196,24 +186,14 @@ def trained_budget(floor: int, seconds: float, result: Any) -> dict[str, Any]:
     return {"floor": floor, "budget_s": seconds or None, "steps": result.step, "train_s": result.train_seconds}
 
 
-def fp32_sat_sizes(preset: DemoPreset, device: str) -> tuple[dict[str, Any], int]:
-    """The SAT's model overrides and step floor on this machine: the preset's fp32 ones where the SAT trains in
-    fp32 on a CPU and the preset has them, else its sat_model and sat_steps."""
-    if str(device) == "cpu" and training_precision(device) != "bf16" and preset.fp32_sat_steps:
-        return preset.sat_model | preset.fp32_sat_model, preset.fp32_sat_steps
-    return preset.sat_model, preset.sat_steps
-
-
 def tokenizer_stage_config(demo: Demo, steps: int | None = None) -> dict[str, Any]:
-    """The tokenizer stage's training config: SAT_CONFIG with the preset's sizes for this machine
-    (`fp32_sat_sizes`), for the preset's budget (at least its step floor); with `steps`, exactly that many
-    steps (the recipe benchmark's `--base demo`)."""
+    """The tokenizer stage's training config: SAT_CONFIG with the preset's sizes, for the preset's budget
+    (at least its sat_steps); with `steps`, exactly that many steps (the recipe benchmark's `--base demo`)."""
     p = demo.preset
-    model, floor = fp32_sat_sizes(p, demo.device)
     budget_s = 0.0 if steps else p.sat_seconds
-    steps = steps or floor
+    steps = steps or p.sat_steps
     recipe = read_yaml(SAT_CONFIG)
-    return {"model": recipe["model"] | model, "data": _train_data(demo), "loss": recipe.get("loss", {}),
+    return {"model": recipe["model"] | p.sat_model, "data": _train_data(demo), "loss": recipe.get("loss", {}),
             "optim": recipe.get("optim", {}) | {"warmup_steps": max(1, steps // 20)},
             "train": _train_common(demo, steps, p.sat_batch, budget_s) | {"adversarial": False}}
 
@@ -226,8 +206,7 @@ def stage_tokenizer(demo: Demo) -> dict[str, Any]:
     run = demo.out / "tokenizer"
     result = train_tokenizer(cfg, run, resume=has_checkpoint(run))
     return {"run": str(run), "model": str(run / "tokenizer"), "steps": result.step,
-            "budget": trained_budget(fp32_sat_sizes(p, demo.device)[1], p.sat_seconds, result),
-            "width": cfg.model.convnext_width, "precision": cfg.train.precision,
+            "budget": trained_budget(p.sat_steps, p.sat_seconds, result), "precision": cfg.train.precision,
             "metrics": str(run / "metrics.jsonl")}
 
 
@@ -490,7 +469,6 @@ def summarize(demo: Demo, page: Path) -> dict[str, Any]:
         "speed_model": {k: ns.get(k) for k in ("ar_depth", "width", "parameters")},
         "training_steps": {"tokenizer": demo.results["tokenizer"]["steps"], "ar": demo.results["ar"]["steps"]},
         "training_precision": demo.results["ar"].get("precision", "auto"),
-        "tokenizer_width": demo.results["tokenizer"].get("width"),      # fp32 CPUs train a narrower SAT (fp32_sat_sizes)
         "long_audio": long_summary(demo.results["long"]),
     }
 
@@ -534,8 +512,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"SI-SDR {rec['si_sdr']:.1f} dB, level {rec['level_db']:+.1f} dB, codebook usage {rec['mean_usage']:.0%}")
     steps = summary["training_steps"]
     precision = {"bf16": ", bf16 autocast: this CPU multiplies bf16 natively"}.get(summary.get("training_precision"), "")
-    width = f" of width {summary['tokenizer_width']}" if summary.get("tokenizer_width") else ""
-    console.print(f"trained here: SAT {steps['tokenizer']} steps{width}, AAR {steps['ar']} steps (as many as the preset's "
+    console.print(f"trained here: SAT {steps['tokenizer']} steps, AAR {steps['ar']} steps (as many as the preset's "
                   f"budget buys on this machine{precision})")
     speed = Table(title=f"generation of 1 s, batch 1 (random weights, AR depth {summary['speed_model']['ar_depth']}, "
                         f"width {summary['speed_model']['width']})")
